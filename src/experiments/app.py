@@ -1,0 +1,27 @@
+"""The Hydra command line: ``python -m experiments [overrides]``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from experiments.config import CONF_DIR  # importing it registers the schema with Hydra
+from experiments.errors import ExperimentError
+
+log = logging.getLogger("experiments")
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    """Train one model as configured and return the metric Hydra's sweepers optimise."""
+    from experiments import train
+
+    try:
+        return train.run(cfg)
+    except ExperimentError as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,21 @@
+"""The project's exceptions: each message says what is wrong and how to fix it."""
+
+
+class ExperimentError(Exception):
+    """An error the user can act on; the command line prints it as one line."""
+
+
+class ConfigError(ExperimentError):
+    """A configuration value is invalid."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"{key}: {message}")
+
+
+class DataError(ExperimentError):
+    """A dataset cannot be found or read."""
+
+
+class TrackingError(ExperimentError):
+    """The MLflow tracking store cannot be used."""

@@ -1,0 +1,132 @@
+"""MLflow: where runs go, what a run holds, and the Keras callback that logs each epoch.
+
+MLflow is imported inside the functions: ``import mlflow`` alone costs about a second,
+which ``--help`` and a rejected command line should not pay.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from experiments.errors import TrackingError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_tracking_uri(configured: str | None) -> str:
+    """``mlflow.tracking_uri`` if set, else ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``.
+
+    The default is absolute on purpose: MLflow 3 would otherwise fall back to a plain
+    ``./mlruns`` file store whenever ``mlruns/<n>/meta.yaml`` exists.
+    """
+    if configured:
+        return configured
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or None for other stores."""
+    if not uri.startswith("sqlite:"):
+        return None
+    return Path(unquote(urlparse(uri).path)).resolve()
+
+
+def _artifact_location(uri: str, experiment_name: str) -> str | None:
+    """For an embedded store, artifacts live in ``mlruns/`` beside the database file."""
+    db = sqlite_path(uri)
+    if db is None:
+        return None  # a tracking server decides where artifacts go
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment_name).strip("_") or "experiment"
+    return (db.parent / "mlruns" / slug).as_uri()
+
+
+def init_store(uri: str, experiment_name: str) -> str:
+    """Open (creating if needed) the store and the experiment; return the experiment id."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    db = sqlite_path(uri)
+    if db is not None and not db.parent.is_dir():
+        raise TrackingError(f"mlflow.tracking_uri={uri}: folder {db.parent} does not exist")
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    try:
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            try:
+                return client.create_experiment(
+                    experiment_name, artifact_location=_artifact_location(uri, experiment_name)
+                )
+            except MlflowException:  # created meanwhile by a parallel job
+                experiment = client.get_experiment_by_name(experiment_name)
+        if experiment.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"mlflow.experiment_name={experiment_name} is deleted in {uri}; "
+                "restore it or choose another name"
+            )
+        return experiment.experiment_id
+    except MlflowException as exc:
+        raise TrackingError(f"cannot use the MLflow store {uri}: {exc}") from exc
+
+
+def run_name(cfg) -> str:
+    if cfg.mlflow.run_name:
+        return cfg.mlflow.run_name
+    return f"{cfg.backbone.name}-{cfg.phase.name}-{cfg.optimizer.name}-lr{cfg.optimizer.lr:g}"
+
+
+def ui_command(uri: str) -> str:
+    """The command that browses ``uri``'s runs, bound to the loopback interface."""
+    if sqlite_path(uri) is not None:
+        return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+    return f"open {uri} in a browser"
+
+
+def metrics_logger(step_offset: int = 0, extra: dict[str, float] | None = None):
+    """A Keras callback that logs every epoch's metrics to the active run in one batched call."""
+    import keras
+    import mlflow
+
+    class MlflowMetrics(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            metrics = {k: float(v) for k, v in (logs or {}).items()}
+            metrics.update(extra or {})
+            # Asynchronous: over HTTP a synchronous call costs tens of milliseconds.
+            mlflow.log_metrics(metrics, step=step_offset + epoch, synchronous=False)
+
+    return MlflowMetrics()
+
+
+def log_keras_model(model, class_names: list[str]) -> str:
+    """Log ``model`` under the artifact name ``model``; return its ``runs:/`` URI."""
+    import keras
+    import mlflow
+    import numpy as np
+    import tensorflow as tf
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype("float32"), (-1, *model.input_shape[1:]))]),
+        outputs=Schema([TensorSpec(np.dtype("float32"), (-1, len(class_names)))]),
+    )
+    # Explicit requirements: inferring them imports the model in a subprocess (~4 s).
+    requirements = [
+        f"mlflow=={mlflow.__version__}",
+        f"tensorflow=={tf.__version__}",
+        f"keras=={keras.__version__}",
+    ]
+    info = mlflow.keras.log_model(
+        model,
+        name="model",
+        signature=signature,
+        pip_requirements=requirements,
+        metadata={"class_names": list(class_names)},
+    )
+    return f"runs:/{info.run_id}/model"

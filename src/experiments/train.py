@@ -1,0 +1,118 @@
+"""One training run, told top to bottom: config, data, model, phase, test, MLflow run."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from experiments import datasets, phases, reports, tracking
+from experiments.config import flatten, validate
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> float:
+    """Train, evaluate and log one model; return the best value of ``cfg.metric``."""
+    validate(cfg)
+    uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    experiment_id = tracking.init_store(uri, cfg.mlflow.experiment_name)
+    data = datasets.load(cfg.dataset, cfg.seed)
+    log.info(
+        "Data: %d train / %d validation / %d test images of shape %s, %d classes",
+        len(data.x_train), len(data.x_val), len(data.x_test), data.input_shape, data.num_classes,
+    )  # fmt: skip
+
+    import mlflow
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name=tracking.run_name(cfg)) as active:
+        run_id = active.info.run_id
+        log.info("MLflow run %s (%s) in %s", active.info.run_name, run_id, uri)
+        mlflow.log_params(flatten(cfg))
+        mlflow.log_params(
+            {"data.train_size": len(data.x_train), "data.val_size": len(data.x_val),
+             "data.test_size": len(data.x_test), "data.source": data.source}
+        )  # fmt: skip
+        mlflow.set_tags(
+            {"backbone": cfg.backbone.name, "phase": cfg.phase.name, "dataset": cfg.dataset.name}
+        )
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+
+        _seed(cfg.seed, cfg.trainer.deterministic)
+        started = time.perf_counter()
+        outcome = phases.run(cfg, data, _callbacks)
+        train_time = time.perf_counter() - started
+
+        model = outcome.model
+        test = model.evaluate(
+            data.x_test, data.y_test, batch_size=max(cfg.trainer.batch_size, 256),
+            verbose=0, return_dict=True,
+        )  # fmt: skip
+        trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+        mlflow.log_metrics(
+            {"test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
+             "train_time_s": train_time, "total_params": model.count_params(),
+             "trainable_params": trainable}
+        )  # fmt: skip
+        _log_reports(cfg, data, model, outcome.history)
+        if cfg.mlflow.log_model:
+            tracking.log_keras_model(model, data.class_names)
+
+    log.info(
+        "test_accuracy=%.4f test_loss=%.4f after %.1f s of training",
+        test["accuracy"], test["loss"], train_time,
+    )  # fmt: skip
+    log.info("Run %s FINISHED; artifacts in %s", run_id, active.info.artifact_uri)
+    log.info("Browse the runs with: %s", tracking.ui_command(uri))
+    return _best(outcome.history, test, cfg.metric)
+
+
+def _callbacks(step_offset: int, stage: str) -> list:
+    return [tracking.metrics_logger(step_offset)]
+
+
+def _seed(seed: int, deterministic: bool) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _log_reports(cfg, data, model, history: dict[str, list[float]]) -> None:
+    """Learning curves, a grid of test predictions and their top-k probabilities."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    figure = reports.learning_curves(history)
+    mlflow.log_figure(figure, "plots/learning_curves.png")
+    plt.close(figure)
+    n = min(cfg.mlflow.samples, len(data.x_test))
+    if n == 0:
+        return
+    picks = np.random.default_rng(cfg.seed).choice(len(data.x_test), n, replace=False)
+    images, labels = data.x_test[picks], data.y_test[picks]
+    probs = model.predict(images, verbose=0)
+    figure = reports.prediction_grid(images, labels, probs, data.class_names)
+    mlflow.log_figure(figure, "plots/predictions.png")
+    plt.close(figure)
+    rows = reports.top_k_rows(labels, probs, data.class_names, cfg.mlflow.top_k)
+    mlflow.log_table(_columns(rows), "predictions/top_k.json")
+
+
+def _columns(rows: list[dict]) -> dict[str, list]:
+    return {key: [row[key] for row in rows] for key in rows[0]}
+
+
+def _best(history: dict[str, list[float]], test: dict, metric: str) -> float:
+    """The best epoch's value of ``metric`` (lowest for losses), else the test value."""
+    if history.get(metric):
+        values = history[metric]
+        return float(min(values) if "loss" in metric else max(values))
+    name = metric.removeprefix("test_")
+    if name in test:
+        return float(test[name])
+    raise KeyError(f"metric {metric!r} was not recorded; known: {sorted(history)}")
