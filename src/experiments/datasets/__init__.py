@@ -22,6 +22,7 @@ class Splits:
     y_test: np.ndarray
     class_names: list[str]
     source: str  # where the data came from, for the log and the run's tags
+    skipped: int = 0  # files that could not be decoded and were left out
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
