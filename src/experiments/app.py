@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import hydra
@@ -12,6 +13,9 @@ from experiments.config import CONF_DIR  # importing it registers the schema wit
 from experiments.errors import ExperimentError
 
 log = logging.getLogger("experiments")
+
+# TensorFlow's C++ start-up chatter (oneDNN, CPU features) drowns the run's own log.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")

@@ -21,6 +21,7 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 PHASES = ("scratch",)
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 DATASETS = ("fashion_mnist",)
+METRICS = ("val_accuracy", "val_loss", "accuracy", "loss", "test_accuracy", "test_loss")
 
 
 @dataclass
@@ -116,6 +117,7 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg.mlflow.samples >= 0, "mlflow.samples", f"must be >= 0, got {cfg.mlflow.samples}")
     _check(cfg.mlflow.top_k >= 1, "mlflow.top_k", f"must be >= 1, got {cfg.mlflow.top_k}")
     _check(bool(cfg.mlflow.experiment_name), "mlflow.experiment_name", "must not be empty")
+    _check(cfg.metric in METRICS, "metric", f"unknown metric {cfg.metric!r}; choose one of {list(METRICS)}")
     _check(cfg.seed >= 0, "seed", f"must be >= 0, got {cfg.seed}")
 
 

@@ -1,0 +1,114 @@
+"""The real configs compose, every group option loads, and bad values are rejected early."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from experiments.config import CONF_DIR, compose, flatten
+from experiments.errors import ConfigError
+
+from helpers import run_cli
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def test_defaults_are_the_reference_study():
+    cfg = compose()
+    assert cfg.backbone.name == "custom_cnn"
+    assert cfg.phase.name == "scratch"
+    assert cfg.optimizer.name == "adam" and cfg.optimizer.lr == pytest.approx(1e-3)
+    assert cfg.dataset.name == "fashion_mnist" and cfg.dataset.limit is None
+    assert cfg.trainer.epochs == 10 and cfg.trainer.batch_size == 32
+    assert cfg.mlflow.tracking_uri is None
+
+
+@pytest.mark.parametrize(
+    "group", ["backbone", "phase", "optimizer", "dataset", "trainer", "mlflow"]
+)
+def test_every_group_option_composes(group):
+    found = options(group)
+    assert found, f"conf/{group} is empty"
+    for option in found:
+        cfg = compose([f"{group}={option}"])
+        if group in ("backbone", "phase", "optimizer", "dataset"):
+            assert cfg[group].name == option
+
+
+def test_optimizers_are_the_three_the_issue_names():
+    assert options("optimizer") == ["adam", "rmsprop", "sgd"]
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("optimizer.lr=0", "optimizer.lr"),
+        ("optimizer.lr=-1", "optimizer.lr"),
+        ("trainer.epochs=0", "trainer.epochs"),
+        ("trainer.batch_size=0", "trainer.batch_size"),
+        ("dataset.limit=0", "dataset.limit"),
+        ("dataset.val_split=1.5", "dataset.val_split"),
+        ("dataset.image_size=8", "dataset.image_size"),
+        ("metric=f1", "metric"),
+    ],
+)
+def test_bad_values_are_rejected_naming_the_key(override, key):
+    with pytest.raises(ConfigError) as info:
+        compose([override])
+    assert info.value.key == key
+    assert key in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("optimizer.lrr=1", "optimizer.lrr"),  # a typo'd key
+        ("optimizer.lr=abc", "optimizer.lr"),  # a wrong type
+        ("trainer.epochs=1.5", "trainer.epochs"),
+        ("backbone=resnet", "backbone"),  # an unknown option
+    ],
+)
+def test_schema_rejects_typos_and_wrong_types(override, fragment):
+    with pytest.raises(ConfigCompositionException) as info:
+        compose([override])
+    message = str(info.value) + str(info.value.__cause__ or "")
+    assert fragment in message
+
+
+def test_flatten_gives_dotted_params():
+    flat = flatten(compose(["optimizer=sgd"]))
+    assert flat["optimizer.name"] == "sgd"
+    assert flat["optimizer.momentum"] == pytest.approx(0.9)
+    assert flat["trainer.epochs"] == 10
+
+
+def test_command_line_rejects_bad_value_before_tensorflow(workdir):
+    result = run_cli("optimizer.lr=-1", cwd=workdir)
+    assert result.returncode == 2
+    assert "optimizer.lr" in result.stderr and "must be > 0" in result.stderr
+    assert not (workdir / "mlflow.db").exists()  # nothing was opened, nothing to clean up
+
+
+def test_command_line_lists_options_for_unknown_backbone(workdir):
+    result = run_cli("backbone=resnet", cwd=workdir)
+    assert result.returncode != 0
+    assert "custom_cnn" in result.stderr
+
+
+def test_help_and_cfg_job_do_not_import_tensorflow(workdir):
+    code = (
+        "import sys; sys.argv=['experiments','--cfg','job'];"
+        "from experiments.app import main\n"
+        "try: main()\nexcept SystemExit: pass\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'\n"
+        "assert 'mlflow' not in sys.modules, 'mlflow imported'"
+    )
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "custom_cnn" in result.stdout

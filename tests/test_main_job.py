@@ -1,0 +1,118 @@
+"""The main job end to end: the real command line lands a complete MLflow run."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pytest
+from helpers import run_cli
+
+from experiments import train
+from experiments.config import compose
+
+QUICK = ["dataset.limit=300", "trainer.epochs=1", "trainer.verbose=0", "mlflow.samples=6"]
+
+
+def only_run(uri: str, experiment: str = "experiments"):
+    runs = mlflow.MlflowClient(uri).search_runs(
+        [mlflow.MlflowClient(uri).get_experiment_by_name(experiment).experiment_id]
+    )
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    return runs[0]
+
+
+def test_command_line_run_lands_a_complete_mlflow_run(workdir, store_uri, fashion_dir):
+    result = run_cli(*QUICK, "trainer.epochs=2", f"mlflow.tracking_uri={store_uri}", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert "Fashion-MNIST source: Debian package" in log or "Fashion-MNIST source" in log
+    assert "mlflow ui --backend-store-uri" in log and "--host 127.0.0.1" in log
+
+    run = only_run(store_uri)
+    client = mlflow.MlflowClient(store_uri)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "custom_cnn-scratch-adam-lr0.001"
+    params = run.data.params
+    assert params["optimizer.lr"] == "0.001" and params["trainer.epochs"] == "2"
+    assert params["dataset.limit"] == "300" and params["data.train_size"] == "300"
+    assert run.data.tags["backbone"] == "custom_cnn" and run.data.tags["dataset"] == "fashion_mnist"
+
+    metrics = run.data.metrics
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, name)]
+        assert steps == [0, 1], name
+    assert 0.1 < metrics["test_accuracy"] <= 1.0 and metrics["test_loss"] > 0
+    assert metrics["total_params"] == 93322 and metrics["trainable_params"] == 93322
+    assert metrics["train_time_s"] > 0
+
+    artifacts = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, tracking_uri=store_uri, dst_path=str(workdir / "dl")
+    )
+    from pathlib import Path
+
+    artifacts = Path(artifacts)
+    assert "lr: 0.001" in (artifacts / "config.yaml").read_text()
+    for png in ("plots/learning_curves.png", "plots/predictions.png"):
+        assert (artifacts / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = json.loads((artifacts / "predictions/top_k.json").read_text())
+    assert table["columns"][:3] == ["sample", "true", "top1"] and len(table["data"]) == 6
+
+    mlflow.set_tracking_uri(store_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert model.metadata.metadata["class_names"][0] == "T-shirt/top"
+    raw = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1)).astype("float32")
+    probs = np.asarray(model.predict(raw))
+    assert probs.shape == (5, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_same_seed_gives_the_same_test_accuracy(workdir, store_uri, fashion_dir):
+    overrides = [*QUICK, f"mlflow.tracking_uri={store_uri}", "mlflow.log_model=false"]
+    train.run(compose([*overrides, "mlflow.run_name=a"]))
+    train.run(compose([*overrides, "mlflow.run_name=b"]))
+    train.run(compose([*overrides, "mlflow.run_name=c", "seed=7"]))
+    runs = {
+        r.info.run_name: r.data.metrics
+        for r in mlflow.search_runs(experiment_names=["experiments"], output_format="list")
+    }
+    assert runs["a"]["test_accuracy"] == runs["b"]["test_accuracy"]
+    assert runs["a"]["test_loss"] == runs["b"]["test_loss"]
+    assert runs["a"]["test_loss"] != runs["c"]["test_loss"]
+
+
+def test_exception_ends_the_run_failed(workdir, store_uri, fashion_dir, monkeypatch):
+    from experiments import phases
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom in training")
+
+    monkeypatch.setattr(phases, "run", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        train.run(compose([*QUICK, f"mlflow.tracking_uri={store_uri}"]))
+    run = only_run(store_uri)
+    assert run.info.status == "FAILED"
+    assert run.data.params["optimizer.lr"] == "0.001"  # what was logged before stays
+
+
+def test_default_store_is_sqlite_in_the_working_directory(workdir, fashion_dir):
+    # A stale file-store layout must not silently take over (MLflow 3 would switch to it).
+    (workdir / "mlruns" / "0").mkdir(parents=True)
+    (workdir / "mlruns" / "0" / "meta.yaml").write_text("name: Default\n")
+    result = run_cli(*QUICK, "mlflow.log_model=false", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    run = only_run(uri)
+    assert run.info.artifact_uri.startswith((workdir / "mlruns").as_uri())
+
+
+def test_environment_tracking_uri_is_used_when_not_configured(workdir, fashion_dir):
+    uri = f"sqlite:///{workdir / 'store' / 'env.db'}"
+    result = run_cli(
+        *QUICK, "mlflow.log_model=false", "mlflow.experiment_name=from_env",
+        cwd=workdir, env={"MLFLOW_TRACKING_URI": uri},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert only_run(uri, "from_env").info.status == "FINISHED"
+    assert not (workdir / "mlflow.db").exists()
