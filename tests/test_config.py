@@ -9,7 +9,6 @@ from hydra.errors import ConfigCompositionException
 
 from experiments.config import CONF_DIR, compose, flatten
 from experiments.errors import ConfigError
-
 from helpers import run_cli
 
 
@@ -109,6 +108,8 @@ def test_help_and_cfg_job_do_not_import_tensorflow(workdir):
     )
     import subprocess
 
-    result = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert "custom_cnn" in result.stdout

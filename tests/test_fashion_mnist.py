@@ -14,9 +14,13 @@ from experiments.errors import DataError
 def make_fake_files(folder, n_train=50, n_test=20):
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
-    write_idx(folder / fashion_mnist.FILES["x_train"], rng.integers(0, 256, (n_train, 28, 28), np.uint8))
+    write_idx(
+        folder / fashion_mnist.FILES["x_train"], rng.integers(0, 256, (n_train, 28, 28), np.uint8)
+    )
     write_idx(folder / fashion_mnist.FILES["y_train"], (np.arange(n_train) % 10).astype(np.uint8))
-    write_idx(folder / fashion_mnist.FILES["x_test"], rng.integers(0, 256, (n_test, 28, 28), np.uint8))
+    write_idx(
+        folder / fashion_mnist.FILES["x_test"], rng.integers(0, 256, (n_test, 28, 28), np.uint8)
+    )
     write_idx(folder / fashion_mnist.FILES["y_test"], (np.arange(n_test) % 10).astype(np.uint8))
     return folder
 

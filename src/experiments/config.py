@@ -98,17 +98,53 @@ def _check(ok: bool, key: str, message: str) -> None:
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first invalid key of a composed configuration."""
     spec = backbones.spec(cfg.backbone.name)
-    _check(cfg.phase.name in PHASES, "phase.name", f"unknown phase {cfg.phase.name!r}; choose one of {list(PHASES)}")
-    _check(cfg.optimizer.name in OPTIMIZERS, "optimizer.name", f"unknown optimizer {cfg.optimizer.name!r}; choose one of {list(OPTIMIZERS)}")
-    _check(cfg.dataset.name in DATASETS, "dataset.name", f"unknown dataset {cfg.dataset.name!r}; choose one of {list(DATASETS)}")
+    _check(
+        cfg.phase.name in PHASES,
+        "phase.name",
+        f"unknown phase {cfg.phase.name!r}; choose one of {list(PHASES)}",
+    )
+    _check(
+        cfg.optimizer.name in OPTIMIZERS,
+        "optimizer.name",
+        f"unknown optimizer {cfg.optimizer.name!r}; choose one of {list(OPTIMIZERS)}",
+    )
+    _check(
+        cfg.dataset.name in DATASETS,
+        "dataset.name",
+        f"unknown dataset {cfg.dataset.name!r}; choose one of {list(DATASETS)}",
+    )
     _check(cfg.optimizer.lr > 0, "optimizer.lr", f"must be > 0, got {cfg.optimizer.lr}")
-    _check(cfg.optimizer.momentum >= 0, "optimizer.momentum", f"must be >= 0, got {cfg.optimizer.momentum}")
+    _check(
+        cfg.optimizer.momentum >= 0,
+        "optimizer.momentum",
+        f"must be >= 0, got {cfg.optimizer.momentum}",
+    )
     _check(cfg.trainer.epochs >= 1, "trainer.epochs", f"must be >= 1, got {cfg.trainer.epochs}")
-    _check(cfg.trainer.batch_size >= 1, "trainer.batch_size", f"must be >= 1, got {cfg.trainer.batch_size}")
-    _check(cfg.trainer.steps_per_execution >= 1, "trainer.steps_per_execution", f"must be >= 1, got {cfg.trainer.steps_per_execution}")
-    _check(cfg.dataset.limit is None or cfg.dataset.limit >= 1, "dataset.limit", f"must be >= 1 or null, got {cfg.dataset.limit}")
-    _check(0 < cfg.dataset.val_split < 1, "dataset.val_split", f"must be between 0 and 1 (exclusive), got {cfg.dataset.val_split}")
-    _check(cfg.dataset.channels in (1, 3), "dataset.channels", f"must be 1 or 3, got {cfg.dataset.channels}")
+    _check(
+        cfg.trainer.batch_size >= 1,
+        "trainer.batch_size",
+        f"must be >= 1, got {cfg.trainer.batch_size}",
+    )
+    _check(
+        cfg.trainer.steps_per_execution >= 1,
+        "trainer.steps_per_execution",
+        f"must be >= 1, got {cfg.trainer.steps_per_execution}",
+    )
+    _check(
+        cfg.dataset.limit is None or cfg.dataset.limit >= 1,
+        "dataset.limit",
+        f"must be >= 1 or null, got {cfg.dataset.limit}",
+    )
+    _check(
+        0 < cfg.dataset.val_split < 1,
+        "dataset.val_split",
+        f"must be between 0 and 1 (exclusive), got {cfg.dataset.val_split}",
+    )
+    _check(
+        cfg.dataset.channels in (1, 3),
+        "dataset.channels",
+        f"must be 1 or 3, got {cfg.dataset.channels}",
+    )
     _check(
         cfg.dataset.image_size >= spec.min_size,
         "dataset.image_size",
@@ -117,7 +153,11 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg.mlflow.samples >= 0, "mlflow.samples", f"must be >= 0, got {cfg.mlflow.samples}")
     _check(cfg.mlflow.top_k >= 1, "mlflow.top_k", f"must be >= 1, got {cfg.mlflow.top_k}")
     _check(bool(cfg.mlflow.experiment_name), "mlflow.experiment_name", "must not be empty")
-    _check(cfg.metric in METRICS, "metric", f"unknown metric {cfg.metric!r}; choose one of {list(METRICS)}")
+    _check(
+        cfg.metric in METRICS,
+        "metric",
+        f"unknown metric {cfg.metric!r}; choose one of {list(METRICS)}",
+    )
     _check(cfg.seed >= 0, "seed", f"must be >= 0, got {cfg.seed}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def build(cfg, lr: float | None = None):
-    """The optimizer named by ``cfg.name``; ``lr`` (else ``cfg.lr``) is used as given, never rescaled."""
+    """The optimizer ``cfg.name`` with learning rate ``lr`` (else ``cfg.lr``), never rescaled."""
     from keras import optimizers
 
     lr = cfg.lr if lr is None else lr

@@ -25,7 +25,9 @@ _MODULES = ("custom_cnn",)
 
 def _module(name: str) -> ModuleType:
     if name not in _MODULES:
-        raise ConfigError("backbone.name", f"unknown backbone {name!r}; choose one of {list(_MODULES)}")
+        raise ConfigError(
+            "backbone.name", f"unknown backbone {name!r}; choose one of {list(_MODULES)}"
+        )
     return importlib.import_module(f"experiments.backbones.{name}")
 
 

@@ -32,7 +32,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - header != expected:
         raise DataError(
-            f"{path} holds {len(data) - header} bytes of data, but its header {shape} needs {expected}"
+            f"{path} holds {len(data) - header} bytes of data, "
+            f"but its header {shape} needs {expected}"
         )
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
@@ -40,7 +41,9 @@ def read_idx(path: str | Path) -> np.ndarray:
 def write_idx(path: str | Path, array: np.ndarray) -> None:
     """Write ``array`` as an IDX file (gzipped when ``path`` ends in ``.gz``)."""
     path = Path(path)
-    code = {np.dtype(v).newbyteorder("="): k for k, v in _DTYPES.items()}[array.dtype.newbyteorder("=")]
+    code = {np.dtype(v).newbyteorder("="): k for k, v in _DTYPES.items()}[
+        array.dtype.newbyteorder("=")
+    ]
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
     opener = gzip.open if path.suffix == ".gz" else open

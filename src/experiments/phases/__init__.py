@@ -44,4 +44,3 @@ def fit(model, cfg, data, callbacks: list, epochs: int) -> dict[str, list[float]
         verbose=cfg.trainer.verbose,
     )
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
-
