@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 
 import pytest
+from helpers import run_cli
 from hydra.errors import ConfigCompositionException
 
 from experiments.config import CONF_DIR, compose, flatten
 from experiments.errors import ConfigError
-from helpers import run_cli
 
 
 def options(group: str) -> list[str]:

@@ -7,10 +7,10 @@ import json
 import mlflow
 import numpy as np
 import pytest
+from helpers import run_cli
 
 from experiments import train
 from experiments.config import compose
-from helpers import run_cli
 
 QUICK = ["dataset.limit=300", "trainer.epochs=1", "trainer.verbose=0", "mlflow.samples=6"]
 

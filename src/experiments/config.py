@@ -18,20 +18,28 @@ from experiments.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
-PHASES = ("scratch",)
+PHASES = ("scratch", "transfer", "finetune")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
-DATASETS = ("fashion_mnist",)
+DATASETS = ("fashion_mnist", "image_folder", "animals", "shapes")
 METRICS = ("val_accuracy", "val_loss", "accuracy", "loss", "test_accuracy", "test_loss")
+MODEL_URI_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
 
 
 @dataclass
 class BackboneConfig:
     name: str = MISSING  # a module of experiments.backbones
+    weights: str | None = None  # imagenet | null (random) | a weights file | runs:/<id>/model
+    dropout: float = 0.0  # dropout before the classifier of the head
 
 
 @dataclass
 class PhaseConfig:
-    name: str = MISSING  # scratch: every weight trainable from random initialisation
+    name: str = MISSING  # scratch | transfer | finetune
+    unfreeze: str = "all"  # finetune: top layers of the base made trainable, or "all"
+    init_from: str | None = None  # finetune: model URI of an earlier transfer run
+    warmup_epochs: int = 0  # finetune without init_from: epochs training the head first
+    warmup_lr: float = 1e-3  # learning rate of that head warm-up
+    cache_features: bool = True  # head training: compute the frozen base's features once
 
 
 @dataclass
@@ -43,13 +51,25 @@ class OptimizerConfig:
 
 
 @dataclass
+class AugmentConfig:
+    flip: bool = False  # random horizontal flips
+    rotation: float = 0.0  # random rotation, as a fraction of a full turn
+    zoom: float = 0.0  # random zoom, as a fraction of the size
+    contrast: float = 0.0  # random contrast change, as a fraction
+
+
+@dataclass
 class DatasetConfig:
     name: str = MISSING
-    root: str | None = None  # where the files are; null = look in the usual places
+    root: str | None = None  # where the files are; null = the dataset's usual place
     limit: int | None = None  # cap on training samples, for quick runs; null = all
-    val_split: float = 0.1  # share of the training set held out for validation
+    val_split: float = 0.1  # share held out for validation
+    test_split: float = 0.0  # share held out for test, when the data has no test split
     image_size: int = 28  # height and width the model sees
-    channels: int = 1  # 1 = grayscale, 3 = RGB
+    channels: int = 1  # 1 = grayscale, 3 = RGB (raised to 3 when the backbone needs it)
+    classes: list[str] | None = None  # keep only these classes (names or indices); null = all
+    per_class: int | None = None  # shapes: images generated per class
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass
@@ -90,75 +110,101 @@ def register() -> None:
 register()
 
 
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(key, message)
+def is_model_uri(value: str | None) -> bool:
+    return bool(value) and value.startswith(MODEL_URI_SCHEMES)
+
+
+def unfreeze_count(value: str) -> int | None:
+    """``phase.unfreeze`` as a layer count, or None for ``all``."""
+    if str(value).lower() == "all":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        raise ConfigError(
+            "phase.unfreeze", f"must be 'all' or a number of layers, got {value!r}"
+        ) from None
+    if count < 0:
+        raise ConfigError("phase.unfreeze", f"must be >= 0, got {count}")
+    return count
+
+
+def _choice(value: str, choices: tuple[str, ...], key: str, what: str) -> tuple[bool, str, str]:
+    return value in choices, key, f"unknown {what} {value!r}; choose one of {list(choices)}"
 
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first invalid key of a composed configuration."""
     spec = backbones.spec(cfg.backbone.name)
-    _check(
-        cfg.phase.name in PHASES,
-        "phase.name",
-        f"unknown phase {cfg.phase.name!r}; choose one of {list(PHASES)}",
-    )
-    _check(
-        cfg.optimizer.name in OPTIMIZERS,
-        "optimizer.name",
-        f"unknown optimizer {cfg.optimizer.name!r}; choose one of {list(OPTIMIZERS)}",
-    )
-    _check(
-        cfg.dataset.name in DATASETS,
-        "dataset.name",
-        f"unknown dataset {cfg.dataset.name!r}; choose one of {list(DATASETS)}",
-    )
-    _check(cfg.optimizer.lr > 0, "optimizer.lr", f"must be > 0, got {cfg.optimizer.lr}")
-    _check(
-        cfg.optimizer.momentum >= 0,
-        "optimizer.momentum",
-        f"must be >= 0, got {cfg.optimizer.momentum}",
-    )
-    _check(cfg.trainer.epochs >= 1, "trainer.epochs", f"must be >= 1, got {cfg.trainer.epochs}")
-    _check(
-        cfg.trainer.batch_size >= 1,
-        "trainer.batch_size",
-        f"must be >= 1, got {cfg.trainer.batch_size}",
-    )
-    _check(
-        cfg.trainer.steps_per_execution >= 1,
-        "trainer.steps_per_execution",
-        f"must be >= 1, got {cfg.trainer.steps_per_execution}",
-    )
-    _check(
-        cfg.dataset.limit is None or cfg.dataset.limit >= 1,
-        "dataset.limit",
-        f"must be >= 1 or null, got {cfg.dataset.limit}",
-    )
-    _check(
-        0 < cfg.dataset.val_split < 1,
-        "dataset.val_split",
-        f"must be between 0 and 1 (exclusive), got {cfg.dataset.val_split}",
-    )
-    _check(
-        cfg.dataset.channels in (1, 3),
-        "dataset.channels",
-        f"must be 1 or 3, got {cfg.dataset.channels}",
-    )
-    _check(
-        cfg.dataset.image_size >= spec.min_size,
-        "dataset.image_size",
-        f"{cfg.dataset.image_size} is below the minimum of {spec.min_size} for backbone {spec.name}",
-    )
-    _check(cfg.mlflow.samples >= 0, "mlflow.samples", f"must be >= 0, got {cfg.mlflow.samples}")
-    _check(cfg.mlflow.top_k >= 1, "mlflow.top_k", f"must be >= 1, got {cfg.mlflow.top_k}")
-    _check(bool(cfg.mlflow.experiment_name), "mlflow.experiment_name", "must not be empty")
-    _check(
-        cfg.metric in METRICS,
-        "metric",
-        f"unknown metric {cfg.metric!r}; choose one of {list(METRICS)}",
-    )
-    _check(cfg.seed >= 0, "seed", f"must be >= 0, got {cfg.seed}")
+    b, p, o, d, t, m = cfg.backbone, cfg.phase, cfg.optimizer, cfg.dataset, cfg.trainer, cfg.mlflow
+    rules = [
+        _choice(p.name, PHASES, "phase.name", "phase"),
+        _choice(o.name, OPTIMIZERS, "optimizer.name", "optimizer"),
+        _choice(d.name, DATASETS, "dataset.name", "dataset"),
+        _choice(cfg.metric, METRICS, "metric", "metric"),
+        (o.lr > 0, "optimizer.lr", f"must be > 0, got {o.lr}"),
+        (o.momentum >= 0, "optimizer.momentum", f"must be >= 0, got {o.momentum}"),
+        (t.epochs >= 1, "trainer.epochs", f"must be >= 1, got {t.epochs}"),
+        (t.batch_size >= 1, "trainer.batch_size", f"must be >= 1, got {t.batch_size}"),
+        (t.steps_per_execution >= 1, "trainer.steps_per_execution", "must be >= 1"),
+        (d.limit is None or d.limit >= 1, "dataset.limit", f"must be >= 1 or null, got {d.limit}"),
+        (0 < d.val_split < 1, "dataset.val_split", f"must be in (0, 1), got {d.val_split}"),
+        (0 <= d.test_split < 1, "dataset.test_split", f"must be in [0, 1), got {d.test_split}"),
+        (
+            d.val_split + d.test_split < 1,
+            "dataset.test_split",
+            "val_split + test_split must be < 1",
+        ),
+        (d.channels in (1, 3), "dataset.channels", f"must be 1 or 3, got {d.channels}"),
+        (
+            d.image_size >= spec.min_size,
+            "dataset.image_size",
+            f"{d.image_size} is below the minimum of {spec.min_size} for backbone {spec.name}",
+        ),
+        (0 <= b.dropout < 1, "backbone.dropout", f"must be in [0, 1), got {b.dropout}"),
+        (
+            b.weights != "imagenet" or spec.imagenet,
+            "backbone.weights",
+            f"{spec.name} has no ImageNet weights; use null, a weights file or a model URI",
+        ),
+        (p.warmup_epochs >= 0, "phase.warmup_epochs", f"must be >= 0, got {p.warmup_epochs}"),
+        (p.warmup_lr > 0, "phase.warmup_lr", f"must be > 0, got {p.warmup_lr}"),
+        (
+            p.init_from is None or p.name == "finetune",
+            "phase.init_from",
+            "only phase=finetune starts from an earlier run's model",
+        ),
+        (
+            p.init_from is None or is_model_uri(p.init_from) or Path(p.init_from).exists(),
+            "phase.init_from",
+            f"{p.init_from} is neither a model URI (runs:/<run_id>/model) nor an existing path",
+        ),
+        (
+            p.name != "finetune" or p.init_from or p.warmup_epochs >= 1,
+            "phase.warmup_epochs",
+            "finetune needs a trained head: set phase.init_from=<transfer run's model URI> "
+            "or phase.warmup_epochs >= 1",
+        ),
+        (m.samples >= 0, "mlflow.samples", f"must be >= 0, got {m.samples}"),
+        (m.top_k >= 1, "mlflow.top_k", f"must be >= 1, got {m.top_k}"),
+        (bool(m.experiment_name), "mlflow.experiment_name", "must not be empty"),
+        (cfg.seed >= 0, "seed", f"must be >= 0, got {cfg.seed}"),
+    ]
+    for ok, key, message in rules:
+        if not ok:
+            raise ConfigError(key, message)
+    unfreeze_count(p.unfreeze)
+    _check_weights(b.weights)
+
+
+def _check_weights(weights: str | None) -> None:
+    if weights in (None, "imagenet") or is_model_uri(weights):
+        return
+    if not Path(weights).expanduser().is_file():
+        raise ConfigError(
+            "backbone.weights",
+            f"{weights} is not a file; use imagenet, null, a weights file or runs:/<run_id>/model",
+        )
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:

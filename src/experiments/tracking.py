@@ -130,3 +130,17 @@ def log_keras_model(model, class_names: list[str]) -> str:
         metadata={"class_names": list(class_names)},
     )
     return f"runs:/{info.run_id}/model"
+
+
+def load_logged_model(uri: str, key: str):
+    """The Keras model at ``uri`` (a model URI or a path), loaded in Keras' safe mode."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from experiments.errors import ConfigError
+
+    try:
+        return mlflow.keras.load_model(uri)
+    except (MlflowException, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:300]
+        raise ConfigError(key, f"cannot load a model from {uri}: {reason}") from exc

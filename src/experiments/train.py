@@ -8,7 +8,7 @@ import time
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from experiments import datasets, phases, reports, tracking
+from experiments import backbones, datasets, phases, reports, tracking
 from experiments.config import flatten, validate
 
 log = logging.getLogger(__name__)
@@ -17,13 +17,25 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> float:
     """Train, evaluate and log one model; return the best value of ``cfg.metric``."""
     validate(cfg)
+    if cfg.phase.name != "scratch" and cfg.backbone.weights is None:
+        log.warning(
+            "phase=%s with backbone.weights=null: the frozen base is random, so its features "
+            "carry little; use pretrained weights (imagenet or runs:/<id>/model) or phase=scratch",
+            cfg.phase.name,
+        )
     uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri)
     experiment_id = tracking.init_store(uri, cfg.mlflow.experiment_name)
-    data = datasets.load(cfg.dataset, cfg.seed)
+    data = datasets.load(cfg.dataset, cfg.seed, channels=backbones.spec(cfg.backbone.name).channels)
     log.info(
         "Data: %d train / %d validation / %d test images of shape %s, %d classes",
         len(data.x_train), len(data.x_val), len(data.x_test), data.input_shape, data.num_classes,
     )  # fmt: skip
+
+    # The model is built before the run opens: missing weights or a bad init_from fail
+    # here, leaving no run behind.
+    _seed(cfg.seed, cfg.trainer.deterministic)
+    phase = phases.module(cfg.phase.name)
+    model = phase.build(cfg, data)
 
     import mlflow
 
@@ -33,21 +45,23 @@ def run(cfg: DictConfig) -> float:
         mlflow.log_params(flatten(cfg))
         mlflow.log_params(
             {"data.train_size": len(data.x_train), "data.val_size": len(data.x_val),
-             "data.test_size": len(data.x_test), "data.source": data.source}
+             "data.test_size": len(data.x_test), "data.source": data.source,
+             "data.classes": ",".join(data.class_names)}
         )  # fmt: skip
         mlflow.set_tags(
-            {"backbone": cfg.backbone.name, "phase": cfg.phase.name, "dataset": cfg.dataset.name}
-        )
+            {"backbone": cfg.backbone.name, "phase": cfg.phase.name, "dataset": cfg.dataset.name,
+             "data.skipped_files": data.skipped}
+        )  # fmt: skip
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
 
-        _seed(cfg.seed, cfg.trainer.deterministic)
+        stages: list[str] = []
         started = time.perf_counter()
-        outcome = phases.run(cfg, data, _callbacks)
+        history = phase.train(model, cfg, data, _callback_factory(stages))
         train_time = time.perf_counter() - started
+        mlflow.set_tag("stages", ",".join(stages))
 
-        model = outcome.model
         test = model.evaluate(
-            data.x_test, data.y_test, batch_size=max(cfg.trainer.batch_size, 256),
+            data.x_test, data.y_test, batch_size=max(cfg.trainer.batch_size, 64),
             verbose=0, return_dict=True,
         )  # fmt: skip
         trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
@@ -56,7 +70,7 @@ def run(cfg: DictConfig) -> float:
              "train_time_s": train_time, "total_params": model.count_params(),
              "trainable_params": trainable}
         )  # fmt: skip
-        _log_reports(cfg, data, model, outcome.history)
+        _log_reports(cfg, data, model, history)
         if cfg.mlflow.log_model:
             tracking.log_keras_model(model, data.class_names)
 
@@ -66,11 +80,17 @@ def run(cfg: DictConfig) -> float:
     )  # fmt: skip
     log.info("Run %s FINISHED; artifacts in %s", run_id, active.info.artifact_uri)
     log.info("Browse the runs with: %s", tracking.ui_command(uri))
-    return _best(outcome.history, test, cfg.metric)
+    return _best(history, test, cfg.metric)
 
 
-def _callbacks(step_offset: int, stage: str) -> list:
-    return [tracking.metrics_logger(step_offset)]
+def _callback_factory(stages: list[str]):
+    """Callbacks for each stage of a phase; stage k's epochs log ``stage=k`` on the shared axis."""
+
+    def callbacks(stage: str, first_step: int) -> list:
+        stages.append(f"{stage}@{first_step}")
+        return [tracking.metrics_logger(first_step, {"stage": len(stages) - 1})]
+
+    return callbacks
 
 
 def _seed(seed: int, deterministic: bool) -> None:

@@ -1,7 +1,13 @@
-"""The backbone registry: what each network needs, known before TensorFlow is imported.
+"""Backbones: what each network needs, known before TensorFlow is imported, and the model builder.
 
-Each backbone module defines ``SPEC`` (facts about the network) and
-``build(input_shape, num_classes, cfg)``, which imports Keras lazily.
+Each backbone module defines ``SPEC`` (facts about the network), ``preprocessing()`` (the
+layers that turn raw 0-255 pixels into what the network expects) and
+``base(input_shape, weights)`` (the feature extractor). Every model built here is
+
+    image -> [augment] -> preprocess -> base -> head
+
+with those four parts as named sub-models, so phases can freeze the base, train the head
+on cached features, and a logged model predicts from raw pixels with no outside code.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ from experiments.errors import ConfigError
 class BackboneSpec:
     name: str
     min_size: int  # smallest input height/width the network accepts
-    default_phase: str  # the phase that makes sense when none is chosen
+    channels: int | None  # input channels the network needs; None = any
+    imagenet: bool  # whether ImageNet weights exist for it
+    preprocessing: str  # what its in-model preprocessing does, for the docs and logs
+    head_units: int = 0  # a hidden dense layer in the head (0: none)
 
 
-_MODULES = ("custom_cnn",)
+_MODULES = ("custom_cnn", "vgg16", "xception", "mobilenet")
 
 
 def _module(name: str) -> ModuleType:
@@ -40,6 +49,43 @@ def names() -> list[str]:
     return list(_MODULES)
 
 
-def build(cfg, input_shape: tuple[int, int, int], num_classes: int):
-    """Build the Keras model for ``cfg.backbone`` that takes raw 0-255 pixels."""
-    return _module(cfg.backbone.name).build(input_shape, num_classes, cfg)
+def build(cfg, input_shape: tuple[int, ...], num_classes: int, *, frozen_bn: bool = False):
+    """The whole model for ``cfg.backbone``, taking raw 0-255 pixels.
+
+    ``frozen_bn`` calls the base with ``training=False``, so its BatchNormalization layers
+    stay in inference mode even once the base is unfrozen (transfer and fine-tuning).
+    """
+    import keras
+
+    from experiments.augmentation import augmentation
+    from experiments.backbones.weights import load_base
+
+    module = _module(cfg.backbone.name)
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    augment = augmentation(cfg.dataset.augment)
+    if augment is not None:
+        x = augment(x)
+    preprocess = keras.Sequential(module.preprocessing(), name="preprocess")
+    preprocess.trainable = False
+    x = preprocess(x)
+    base = load_base(module, cfg.backbone.name, cfg.backbone.weights, input_shape)
+    x = base(x, training=False) if frozen_bn else base(x)
+    head = _head(base.output_shape, num_classes, cfg.backbone.dropout, module.SPEC.head_units)
+    return keras.Model(inputs, head(x), name=cfg.backbone.name)
+
+
+def _head(feature_shape, num_classes: int, dropout: float, units: int):
+    """Pool the feature map if there is one, [a hidden layer], drop out, classify."""
+    import keras
+    from keras import layers
+
+    head = [keras.Input(shape=feature_shape[1:])]
+    if len(feature_shape) == 4:
+        head.append(layers.GlobalAveragePooling2D())
+    if units:
+        head.append(layers.Dense(units, activation="relu"))
+    if dropout > 0:
+        head.append(layers.Dropout(dropout))
+    head.append(layers.Dense(num_classes, activation="softmax", name="predictions"))
+    return keras.Sequential(head, name="head")

@@ -33,13 +33,66 @@ class Splits:
         return len(self.class_names)
 
 
-def load(dataset_cfg, seed: int) -> Splits:
-    """Load the dataset named by ``dataset_cfg.name`` and split it with ``seed``."""
+def load(dataset_cfg, seed: int, channels: int | None = None) -> Splits:
+    """Load dataset ``dataset_cfg.name``, split with ``seed``.
+
+    ``channels`` overrides ``dataset.channels`` (a backbone that needs RGB gets RGB), and
+    ``dataset.classes`` keeps only the named classes, relabelled in the order given.
+    """
+    from omegaconf import OmegaConf
+
     try:
         module = importlib.import_module(f"experiments.datasets.{dataset_cfg.name}")
     except ModuleNotFoundError:
         raise ConfigError("dataset.name", f"unknown dataset {dataset_cfg.name!r}") from None
-    return module.load(dataset_cfg, seed)
+    if channels is not None and channels != dataset_cfg.channels:
+        dataset_cfg = OmegaConf.merge(dataset_cfg, {"channels": channels})
+    if not dataset_cfg.classes:
+        return module.load(dataset_cfg, seed)
+    # Choose the classes first, then cap: dataset.limit counts the kept classes' images.
+    splits = module.load(OmegaConf.merge(dataset_cfg, {"limit": None}), seed)
+    splits = keep_classes(splits, list(dataset_cfg.classes))
+    return cap(splits, dataset_cfg.limit, dataset_cfg.val_split, seed)
+
+
+def cap(splits: Splits, limit: int | None, val_split: float, seed: int) -> Splits:
+    """At most ``limit`` training images, and validation images in proportion (seeded)."""
+    if limit is None or limit >= len(splits.x_train):
+        return splits
+    rng = np.random.default_rng(seed)
+    keep = rng.permutation(len(splits.x_train))[:limit]
+    splits.x_train, splits.y_train = splits.x_train[keep], splits.y_train[keep]
+    n_val = max(1, round(limit * val_split / (1 - val_split)))
+    if n_val < len(splits.x_val):
+        keep = rng.permutation(len(splits.x_val))[:n_val]
+        splits.x_val, splits.y_val = splits.x_val[keep], splits.y_val[keep]
+    return splits
+
+
+def keep_classes(splits: Splits, wanted: list[str]) -> Splits:
+    """Only the classes in ``wanted`` (names, or indices as strings), relabelled 0..k-1."""
+    indices = []
+    for item in wanted:
+        item = str(item)
+        if item in splits.class_names:
+            indices.append(splits.class_names.index(item))
+        elif item.isdigit() and int(item) < len(splits.class_names):
+            indices.append(int(item))
+        else:
+            raise ConfigError(
+                "dataset.classes", f"unknown class {item!r}; known: {splits.class_names}"
+            )
+    if len(set(indices)) < 2:
+        raise ConfigError("dataset.classes", "keep at least 2 distinct classes")
+    relabel = np.full(len(splits.class_names), -1, np.int64)
+    relabel[indices] = np.arange(len(indices))
+    for part in ("train", "val", "test"):
+        x, y = getattr(splits, f"x_{part}"), getattr(splits, f"y_{part}")
+        keep = relabel[y] >= 0
+        setattr(splits, f"x_{part}", x[keep])
+        setattr(splits, f"y_{part}", relabel[y[keep]])
+    splits.class_names = [splits.class_names[i] for i in indices]
+    return splits
 
 
 def hold_out(x: np.ndarray, y: np.ndarray, val_split: float, limit: int | None, seed: int):

@@ -1,24 +1,22 @@
-"""Training phases: each builds the model it needs, trains it and returns the outcome."""
+"""Training phases. Each phase module has ``build(cfg, data)``, which makes the model it
+starts from, and ``train(model, cfg, data, callbacks)``, which trains it and returns the
+per-epoch history (all stages, one step axis)."""
 
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from types import ModuleType
 
-# (step_offset, stage) -> Keras callbacks for one call to fit()
-CallbackFactory = Callable[[int, str], list]
+log = logging.getLogger(__name__)
 
-
-@dataclass
-class Outcome:
-    model: object  # the whole keras.Model, taking raw 0-255 pixels
-    history: dict[str, list[float]] = field(default_factory=dict)  # per epoch, all stages
+# (stage, first step) -> Keras callbacks for one call to fit()
+CallbackFactory = Callable[[str, int], list]
 
 
-def run(cfg, data, callbacks: CallbackFactory) -> Outcome:
-    """Run the phase named by ``cfg.phase.name``."""
-    return importlib.import_module(f"experiments.phases.{cfg.phase.name}").run(cfg, data, callbacks)
+def module(name: str) -> ModuleType:
+    return importlib.import_module(f"experiments.phases.{name}")
 
 
 def compile_model(model, cfg, lr: float | None = None) -> None:
@@ -33,14 +31,61 @@ def compile_model(model, cfg, lr: float | None = None) -> None:
     )
 
 
-def fit(model, cfg, data, callbacks: list, epochs: int) -> dict[str, list[float]]:
+def fit(model, cfg, train, val, callbacks: list, epochs: int) -> dict[str, list[float]]:
+    """``model.fit`` on ``train``/``val`` pairs of (inputs, labels); the history as floats."""
     history = model.fit(
-        data.x_train,
-        data.y_train,
-        validation_data=(data.x_val, data.y_val),
+        *train,
+        validation_data=val,
         epochs=epochs,
         batch_size=cfg.trainer.batch_size,
         callbacks=callbacks,
         verbose=cfg.trainer.verbose,
     )
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def merge(*histories: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Histories of consecutive stages, end to end."""
+    merged: dict[str, list[float]] = {}
+    for history in histories:
+        for key, values in history.items():
+            merged.setdefault(key, []).extend(values)
+    return merged
+
+
+def freeze_base(model) -> None:
+    model.get_layer("base").trainable = False
+
+
+def train_head(model, cfg, data, callbacks: list, epochs: int, lr: float | None = None):
+    """Train the head over a frozen base; on cached base features when nothing is random.
+
+    With augmentation on, every epoch sees different pixels, so the base must run live.
+    Otherwise its features are computed once and the head trains on them alone: the
+    same result (the base is frozen and in inference mode), many times faster.
+    """
+    from experiments.augmentation import is_active
+
+    freeze_base(model)
+    if is_active(cfg.dataset.augment) or not cfg.phase.cache_features:
+        compile_model(model, cfg, lr)
+        return fit(model, cfg, (data.x_train, data.y_train), (data.x_val, data.y_val),
+                   callbacks, epochs)  # fmt: skip
+    import keras
+
+    extractor = keras.Sequential([model.get_layer("preprocess"), model.get_layer("base")])
+    log.info(
+        "Computing the frozen base's features once (%d images)", len(data.x_train) + len(data.x_val)
+    )
+    batch = max(cfg.trainer.batch_size, 64)
+    verbose = cfg.trainer.verbose
+    f_train = extractor.predict(data.x_train, batch_size=batch, verbose=verbose)
+    f_val = extractor.predict(data.x_val, batch_size=batch, verbose=verbose)
+    head = model.get_layer("head")
+    compile_model(head, cfg, lr)
+    history = fit(head, cfg, (f_train, data.y_train), (f_val, data.y_val), callbacks, epochs)
+    # The whole model evaluates and predicts from raw images; sharing the head's optimizer
+    # keeps the saved optimizer state consistent with the model's trainable weights.
+    model.compile(optimizer=head.optimizer, loss=head.loss, metrics=["accuracy"],
+                  steps_per_execution=cfg.trainer.steps_per_execution)  # fmt: skip
+    return history

@@ -1,13 +1,16 @@
-"""``phase=scratch``: every weight trainable, from random initialisation."""
+"""``phase=scratch``: every weight trainable, from the backbone's initial weights."""
 
 from __future__ import annotations
 
 from experiments import backbones
-from experiments.phases import CallbackFactory, Outcome, compile_model, fit
+from experiments.phases import CallbackFactory, compile_model, fit
 
 
-def run(cfg, data, callbacks: CallbackFactory) -> Outcome:
-    model = backbones.build(cfg, data.input_shape, data.num_classes)
+def build(cfg, data):
+    return backbones.build(cfg, data.input_shape, data.num_classes)
+
+
+def train(model, cfg, data, callbacks: CallbackFactory) -> dict[str, list[float]]:
     compile_model(model, cfg)
-    history = fit(model, cfg, data, callbacks(0, "scratch"), cfg.trainer.epochs)
-    return Outcome(model, history)
+    return fit(model, cfg, (data.x_train, data.y_train), (data.x_val, data.y_val),
+               callbacks("scratch", 0), cfg.trainer.epochs)  # fmt: skip

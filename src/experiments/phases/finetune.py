@@ -1,0 +1,74 @@
+"""``phase=finetune``: a transfer-learned head first, then the top of the base, gently.
+
+The head comes from an earlier transfer run (``phase.init_from``) or from a warm-up stage
+in this run. Then the top ``phase.unfreeze`` layers of the base become trainable, while
+every BatchNormalization layer stays frozen and in inference mode (the base is called
+with ``training=False``): updating their statistics on a small dataset is what wrecks
+a pretrained network. The model is recompiled, as Keras needs after a change of
+``trainable``, and trained at ``optimizer.lr`` (1e-5 by default for this phase).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from experiments import backbones
+from experiments.config import unfreeze_count
+from experiments.errors import ConfigError
+from experiments.phases import CallbackFactory, compile_model, fit, merge, train_head
+
+log = logging.getLogger(__name__)
+
+
+def build(cfg, data):
+    if cfg.phase.init_from is None:
+        return backbones.build(cfg, data.input_shape, data.num_classes, frozen_bn=True)
+    from experiments.tracking import load_logged_model
+
+    model = load_logged_model(cfg.phase.init_from, key="phase.init_from")
+    if tuple(model.input_shape[1:]) != tuple(data.input_shape):
+        raise ConfigError(
+            "phase.init_from",
+            f"{cfg.phase.init_from} takes inputs of shape {model.input_shape[1:]}, "
+            f"the data has {data.input_shape}: use the same dataset.image_size",
+        )
+    if model.output_shape[-1] != data.num_classes:
+        raise ConfigError(
+            "phase.init_from",
+            f"{cfg.phase.init_from} predicts {model.output_shape[-1]} classes, "
+            f"the data has {data.num_classes}",
+        )
+    return model
+
+
+def train(model, cfg, data, callbacks: CallbackFactory) -> dict[str, list[float]]:
+    warmup: dict[str, list[float]] = {}
+    if cfg.phase.init_from is None:
+        warmup = train_head(model, cfg, data, callbacks("warmup", 0),
+                            cfg.phase.warmup_epochs, lr=cfg.phase.warmup_lr)  # fmt: skip
+    unfrozen = unfreeze(model.get_layer("base"), unfreeze_count(cfg.phase.unfreeze))
+    log.info("Fine-tuning %d layers of the base at lr=%g", len(unfrozen), cfg.optimizer.lr)
+    compile_model(model, cfg)
+    first_step = len(next(iter(warmup.values()), []))
+    tuned = fit(model, cfg, (data.x_train, data.y_train), (data.x_val, data.y_val),
+                callbacks("finetune", first_step), cfg.trainer.epochs)  # fmt: skip
+    return merge(warmup, tuned)
+
+
+def unfreeze(base, count: int | None) -> list[str]:
+    """Make the top ``count`` layers (None: all) trainable, except BatchNormalization.
+
+    Returns the names of the layers left trainable.
+    """
+    from keras import layers
+
+    base.trainable = True
+    top = base.layers if count is None else base.layers[max(0, len(base.layers) - count) :]
+    chosen = {id(layer) for layer in top}
+    trainable = []
+    for layer in base.layers:
+        is_bn = isinstance(layer, layers.BatchNormalization)
+        layer.trainable = id(layer) in chosen and not is_bn
+        if layer.trainable and layer.weights:
+            trainable.append(layer.name)
+    return trainable

@@ -1,0 +1,14 @@
+"""``phase=transfer``: the base frozen and in inference mode; only the new head trains."""
+
+from __future__ import annotations
+
+from experiments import backbones
+from experiments.phases import CallbackFactory, train_head
+
+
+def build(cfg, data):
+    return backbones.build(cfg, data.input_shape, data.num_classes, frozen_bn=True)
+
+
+def train(model, cfg, data, callbacks: CallbackFactory) -> dict[str, list[float]]:
+    return train_head(model, cfg, data, callbacks("transfer", 0), cfg.trainer.epochs)

@@ -1,0 +1,85 @@
+"""Every backbone x phase completes a one-epoch run on shapes and logs a usable model."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+from helpers import run_cli
+
+from experiments import train
+from experiments.config import compose
+from experiments.datasets import shapes
+
+BACKBONES = ["custom_cnn", "vgg16", "xception", "mobilenet"]
+PHASES = ["scratch", "transfer", "finetune"]
+QUICK = [
+    "dataset=shapes", "dataset.image_size=72", "dataset.per_class=8", "backbone.weights=null",
+    "trainer.epochs=1", "phase.warmup_epochs=1", "trainer.verbose=0", "mlflow.samples=4",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("phase", PHASES)
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_backbone_and_phase_land_a_model_that_predicts_raw_images(
+    workdir, store_uri, backbone, phase
+):
+    cfg = compose(
+        [*QUICK, f"backbone={backbone}", f"phase={phase}", f"mlflow.tracking_uri={store_uri}"]
+    )
+    train.run(cfg)
+    run = mlflow.search_runs(experiment_names=["experiments"], output_format="list")[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["backbone"] == backbone and run.data.tags["phase"] == phase
+    assert {"val_accuracy", "test_accuracy", "trainable_params"} <= set(run.data.metrics)
+    if phase == "transfer":
+        assert run.data.metrics["trainable_params"] < run.data.metrics["total_params"]
+
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert model.metadata.metadata["class_names"] == sorted(shapes.CLASSES)
+    raw = np.random.default_rng(0).integers(0, 256, (3, 72, 72, 3)).astype("float32")
+    probs = np.asarray(model.predict(raw))
+    assert probs.shape == (3, 4)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_finetune_on_the_command_line_logs_both_stages_on_one_axis(workdir, store_uri):
+    result = run_cli(
+        *QUICK, "backbone=xception", "phase=finetune", "trainer.epochs=2",
+        f"mlflow.tracking_uri={store_uri}", cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = mlflow.MlflowClient(store_uri)
+    run = client.search_runs([client.get_experiment_by_name("experiments").experiment_id])[0]
+    assert run.info.run_name == "xception-finetune-adam-lr1e-05"
+    assert run.data.tags["stages"] == "warmup@0,finetune@1"
+    history = client.get_metric_history(run.info.run_id, "val_accuracy")
+    assert [m.step for m in history] == [0, 1, 2]
+    stage = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "stage")}
+    assert stage == {0: 0.0, 1: 1.0, 2: 1.0}
+    assert "Computing the frozen base's features once" in result.stdout + result.stderr
+
+
+def test_missing_imagenet_weights_stop_before_training_with_both_remedies(workdir, store_uri):
+    result = run_cli(
+        "backbone=mobilenet", "phase=transfer", "dataset=shapes", "dataset.image_size=72",
+        "dataset.per_class=4", f"mlflow.tracking_uri={store_uri}", cwd=workdir,
+        env={"KERAS_HOME": str(workdir / "keras_home")},
+    )  # fmt: skip
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: backbone.weights=imagenet")
+    assert "mobilenet_1_0_224_tf_no_top.h5" in error
+    assert str(workdir / "keras_home" / "models") in error
+    assert "backbone.weights=null" in error
+    client = mlflow.MlflowClient(store_uri)
+    assert client.search_runs([client.get_experiment_by_name("experiments").experiment_id]) == []
+
+
+def test_image_size_below_the_backbone_minimum_is_rejected_before_tensorflow(workdir):
+    result = run_cli("backbone=xception", "dataset=shapes", "dataset.image_size=64", cwd=workdir)
+    assert result.returncode == 2
+    assert (
+        "dataset.image_size: 64 is below the minimum of 71 for backbone xception" in result.stderr
+    )
+    assert not (workdir / "data").exists()  # nothing generated, nothing loaded
