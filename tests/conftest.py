@@ -21,8 +21,15 @@ def workdir(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def store_uri(workdir) -> str:
-    return f"sqlite:///{workdir / 'store' / 'mlflow.db'}"
+def store_uri(workdir):
+    """A fresh embedded store; the test process's MLflow client reads it too."""
+    import mlflow
+
+    uri = f"sqlite:///{workdir / 'store' / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(previous)
 
 
 @pytest.fixture(autouse=True)

@@ -159,7 +159,8 @@ def validate(cfg: DictConfig) -> None:
         (
             d.image_size >= spec.min_size,
             "dataset.image_size",
-            f"{d.image_size} is below the minimum of {spec.min_size} for backbone {spec.name}",
+            f"{d.image_size} is below the minimum of {spec.min_size} for backbone {spec.name}; "
+            f"set dataset.image_size={spec.min_size} or more",
         ),
         (0 <= b.dropout < 1, "backbone.dropout", f"must be in [0, 1), got {b.dropout}"),
         (

@@ -1,0 +1,54 @@
+"""A user's own image folder, with the usual damage in it, trains end to end."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+from helpers import run_cli
+from PIL import Image
+
+
+def write_folder(root):
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(["apples", "pears"]):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(10):
+            pixels = np.full((40, 50, 3), 60 + 120 * k, np.uint8) + rng.integers(
+                0, 40, (40, 50, 3), np.uint8
+            )
+            Image.fromarray(pixels).save(folder / f"{i}.jpg")
+    Image.new("RGBA", (30, 30), (255, 0, 0, 128)).save(root / "apples" / "rgba.png")
+    Image.new("CMYK", (30, 30), (0, 50, 50, 0)).save(root / "pears" / "cmyk.jpg")
+    (root / "pears" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "pears" / "notes.txt").write_text("not an image, not counted")
+
+
+def test_image_folder_run_skips_the_corrupt_file_and_says_so(workdir, store_uri):
+    write_folder(workdir / "fruit")
+    result = run_cli(
+        "dataset=image_folder", "dataset.root=fruit", "dataset.image_size=32",
+        "trainer.epochs=1", "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}", cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert "broken.jpg" in log and "skipped 1 files" in log
+    run = mlflow.search_runs(experiment_names=["experiments"], output_format="list")[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["data.skipped_files"] == "1"
+    assert run.data.params["data.classes"] == "apples,pears"
+    sizes = [int(run.data.params[f"data.{s}_size"]) for s in ("train", "val", "test")]
+    assert sum(sizes) == 22  # 20 JPEGs + the RGBA PNG + the CMYK JPEG
+
+
+def test_missing_root_is_one_clear_line(workdir):
+    result = run_cli("dataset=image_folder", "dataset.root=nowhere", cwd=workdir)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert str(workdir / "nowhere") in result.stderr
+
+
+def test_image_folder_needs_a_root(workdir):
+    result = run_cli("dataset=image_folder", cwd=workdir)
+    assert result.returncode != 0
+    assert "dataset.root" in result.stderr
