@@ -32,14 +32,26 @@ def test_defaults_are_the_reference_study():
 def test_every_group_option_composes(group):
     found = options(group)
     assert found, f"conf/{group} is empty"
+    # Applications need larger images than Fashion-MNIST's 28 pixels.
+    extra = ["dataset.image_size=96"] if group == "backbone" else []
     for option in found:
-        cfg = compose([f"{group}={option}"])
+        cfg = compose([f"{group}={option}", *extra])
         if group in ("backbone", "phase", "optimizer", "dataset"):
             assert cfg[group].name == option
 
 
-def test_optimizers_are_the_three_the_issue_names():
+def test_groups_hold_the_options_users_type():
     assert options("optimizer") == ["adam", "rmsprop", "sgd"]
+    assert options("backbone") == ["custom_cnn", "mobilenet", "vgg16", "xception"]
+    assert options("phase") == ["finetune", "scratch", "transfer"]
+    assert options("dataset") == ["animals", "fashion_mnist", "image_folder", "shapes"]
+
+
+def test_finetune_lowers_the_learning_rate_unless_told_otherwise():
+    assert compose(["phase=finetune"]).optimizer.lr == pytest.approx(1e-5)
+    assert compose(["phase=finetune", "optimizer=sgd"]).optimizer.lr == pytest.approx(1e-5)
+    assert compose(["phase=finetune", "optimizer.lr=1e-4"]).optimizer.lr == pytest.approx(1e-4)
+    assert compose(["phase=transfer"]).optimizer.lr == pytest.approx(1e-3)
 
 
 @pytest.mark.parametrize(
@@ -53,11 +65,17 @@ def test_optimizers_are_the_three_the_issue_names():
         ("dataset.val_split=1.5", "dataset.val_split"),
         ("dataset.image_size=8", "dataset.image_size"),
         ("metric=f1", "metric"),
+        ("backbone=vgg16", "dataset.image_size"),  # 28 < 32
+        ("phase.unfreeze=some", "phase.unfreeze"),
+        ("phase=finetune phase.warmup_epochs=0", "phase.warmup_epochs"),
+        ("phase=transfer phase.init_from=runs:/abc/model", "phase.init_from"),
+        ("backbone.weights=imagenet", "backbone.weights"),  # custom_cnn has none
+        ("backbone.dropout=1.0", "backbone.dropout"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_key(override, key):
     with pytest.raises(ConfigError) as info:
-        compose([override])
+        compose(override.split())
     assert info.value.key == key
     assert key in str(info.value)
 

@@ -83,12 +83,12 @@ def test_same_seed_gives_the_same_test_accuracy(workdir, store_uri, fashion_dir)
 
 
 def test_exception_ends_the_run_failed(workdir, store_uri, fashion_dir, monkeypatch):
-    from experiments import phases
+    from experiments.phases import scratch
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom in training")
 
-    monkeypatch.setattr(phases, "run", broken)
+    monkeypatch.setattr(scratch, "train", broken)
     with pytest.raises(RuntimeError, match="boom"):
         train.run(compose([*QUICK, f"mlflow.tracking_uri={store_uri}"]))
     run = only_run(store_uri)
