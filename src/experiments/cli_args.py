@@ -1,0 +1,47 @@
+"""``key=value`` arguments for the small commands (compare, predict), checked against a schema."""
+
+from __future__ import annotations
+
+import sys
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from experiments.errors import ConfigError, ExperimentError
+
+
+def parse(argv: list[str], schema: type):
+    """Merge ``key=value`` items onto dataclass ``schema``; unknown keys and bad types fail."""
+    items = []
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            raise SystemExit(_help(schema))
+        if "=" not in arg:
+            raise ConfigError(arg, "arguments are key=value pairs (see --help)")
+        items.append(arg)
+    base = OmegaConf.structured(schema)
+    try:
+        return OmegaConf.merge(base, OmegaConf.from_dotlist(items))
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "argument"
+        raise ConfigError(str(key), str(exc).splitlines()[0]) from None
+
+
+def _help(schema: type) -> str:
+    lines = [f"usage: python -m {schema.__module__} key=value ...", "", "keys (default):"]
+    for key, value in OmegaConf.to_container(OmegaConf.structured(schema)).items():
+        if isinstance(value, dict):
+            lines += [f"  {key}.{sub}={sub_value}" for sub, sub_value in value.items()]
+        else:
+            lines.append(f"  {key}={value}")
+    return "\n".join(lines)
+
+
+def run_command(function, argv: list[str] | None = None) -> None:
+    """Call ``function(argv)``; a user error becomes one line on stderr and exit status 2."""
+    try:
+        code = function(sys.argv[1:] if argv is None else argv)
+    except ExperimentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    raise SystemExit(code or 0)
