@@ -21,11 +21,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Train one model as configured and return the metric Hydra's sweepers optimise."""
-    from experiments import train
+    from experiments import sweep, train
 
+    in_sweep = sweep.parent_of_current_job() is not None
     try:
         return train.run(cfg)
     except ExperimentError as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        if not in_sweep:
+            raise SystemExit(2) from None
+        sweep.record_failed_job(exc)
+    except Exception as exc:
+        if not in_sweep:
+            raise
+        log.exception("job failed")
+        sweep.record_failed_job(exc)
+    # In a sweep, a failed job must not stop the others nor the summary: the parent's
+    # callback reports it and the command exits non-zero at the end.
+    return float("nan")

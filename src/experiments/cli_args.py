@@ -10,12 +10,13 @@ from omegaconf.errors import OmegaConfBaseException
 from experiments.errors import ConfigError, ExperimentError
 
 
-def parse(argv: list[str], schema: type):
+def parse(argv: list[str], schema: type, prog: str):
     """Merge ``key=value`` items onto dataclass ``schema``; unknown keys and bad types fail."""
     items = []
     for arg in argv:
         if arg in ("-h", "--help"):
-            raise SystemExit(_help(schema))
+            print(_help(schema, prog))
+            raise SystemExit(0)
         if "=" not in arg:
             raise ConfigError(arg, "arguments are key=value pairs (see --help)")
         items.append(arg)
@@ -27,8 +28,8 @@ def parse(argv: list[str], schema: type):
         raise ConfigError(str(key), str(exc).splitlines()[0]) from None
 
 
-def _help(schema: type) -> str:
-    lines = [f"usage: python -m {schema.__module__} key=value ...", "", "keys (default):"]
+def _help(schema: type, prog: str) -> str:
+    lines = [f"usage: python -m {prog} key=value ...", "", "keys (default):"]
     for key, value in OmegaConf.to_container(OmegaConf.structured(schema)).items():
         if isinstance(value, dict):
             lines += [f"  {key}.{sub}={sub_value}" for sub, sub_value in value.items()]

@@ -67,3 +67,68 @@ def format_top_k(probs: np.ndarray, class_names, k: int) -> str:
     for rank, c in enumerate(np.argsort(probs)[::-1][: min(k, len(class_names))], start=1):
         lines.append(f"        #{rank} {class_names[c]} @ {probs[c]:.2%}")
     return "\n".join(lines)
+
+
+def accuracy_bars(names: list[str], values: list[float]):
+    """Test accuracy per run, one horizontal bar each, best at the top."""
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.2))
+    order = np.argsort(values)
+    ax.barh([names[i] for i in order], [values[i] for i in order], color="tab:blue")
+    for y, i in enumerate(order):
+        ax.text(values[i], y, f" {values[i]:.2%}", va="center", fontsize=8)
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("test accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def overlaid_curves(curves: dict[str, list[float]], metric: str):
+    """One line per run of ``metric`` by epoch, all on the same axes."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, values in curves.items():
+        ax.plot(np.arange(len(values)), values, "-o", markersize=3, label=name)
+    ax.set_xlabel("epoch (step)")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts of (true, predicted) pairs: rows are true classes."""
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def confusion_figure(matrix: np.ndarray, class_names):
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.6 * n))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (i, j), count in np.ndenumerate(matrix):
+        colour = "white" if count > matrix.max() / 2 else "black"
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color=colour)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_scores(matrix: np.ndarray, class_names) -> dict[str, list]:
+    """Precision, recall, F1 and support per class, as table columns."""
+    true_pos = np.diag(matrix).astype(float)
+    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
+    precision = np.divide(true_pos, predicted, out=np.zeros_like(true_pos), where=predicted > 0)
+    recall = np.divide(true_pos, actual, out=np.zeros_like(true_pos), where=actual > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    return {
+        "class": list(class_names),
+        "precision": [round(float(v), 4) for v in precision],
+        "recall": [round(float(v), 4) for v in recall],
+        "f1": [round(float(v), 4) for v in f1],
+        "support": [int(v) for v in actual],
+    }

@@ -144,3 +144,14 @@ def load_logged_model(uri: str, key: str):
     except (MlflowException, OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:300]
         raise ConfigError(key, f"cannot load a model from {uri}: {reason}") from exc
+
+
+def log_inputs(name: str, data) -> None:
+    """Record the train/validation/test arrays as the run's dataset inputs (name, digest, shape)."""
+    import mlflow
+
+    for part in ("train", "val", "test"):
+        dataset = mlflow.data.from_numpy(
+            getattr(data, f"x_{part}"), targets=getattr(data, f"y_{part}"), name=f"{name}-{part}"
+        )
+        mlflow.log_input(dataset, context=part)

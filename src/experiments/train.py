@@ -8,7 +8,7 @@ import time
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from experiments import backbones, datasets, phases, reports, tracking
+from experiments import backbones, datasets, phases, provenance, reports, sweep, tracking
 from experiments.config import flatten, validate
 
 log = logging.getLogger(__name__)
@@ -39,48 +39,73 @@ def run(cfg: DictConfig) -> float:
 
     import mlflow
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=tracking.run_name(cfg)) as active:
-        run_id = active.info.run_id
-        log.info("MLflow run %s (%s) in %s", active.info.run_name, run_id, uri)
-        mlflow.log_params(flatten(cfg))
-        mlflow.log_params(
-            {"data.train_size": len(data.x_train), "data.val_size": len(data.x_val),
-             "data.test_size": len(data.x_test), "data.source": data.source,
-             "data.classes": ",".join(data.class_names)}
-        )  # fmt: skip
-        mlflow.set_tags(
-            {"backbone": cfg.backbone.name, "phase": cfg.phase.name, "dataset": cfg.dataset.name,
-             "data.skipped_files": data.skipped}
-        )  # fmt: skip
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-
-        stages: list[str] = []
-        started = time.perf_counter()
-        history = phase.train(model, cfg, data, _callback_factory(stages))
-        train_time = time.perf_counter() - started
-        mlflow.set_tag("stages", ",".join(stages))
-
-        test = model.evaluate(
-            data.x_test, data.y_test, batch_size=max(cfg.trainer.batch_size, 64),
-            verbose=0, return_dict=True,
-        )  # fmt: skip
-        trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-        mlflow.log_metrics(
-            {"test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
-             "train_time_s": train_time, "total_params": model.count_params(),
-             "trainable_params": trainable}
-        )  # fmt: skip
-        _log_reports(cfg, data, model, history)
-        if cfg.mlflow.log_model:
-            tracking.log_keras_model(model, data.class_names)
-
-    log.info(
-        "test_accuracy=%.4f test_loss=%.4f after %.1f s of training",
-        test["accuracy"], test["loss"], train_time,
-    )  # fmt: skip
-    log.info("Run %s FINISHED; artifacts in %s", run_id, active.info.artifact_uri)
+    tags = {
+        "backbone": cfg.backbone.name, "phase": cfg.phase.name, "dataset": cfg.dataset.name,
+        "data.skipped_files": data.skipped, **provenance.tags(), **_parent_tag(uri),
+    }  # fmt: skip
+    try:
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=tracking.run_name(cfg), tags=tags
+        ) as active:
+            log.info("MLflow run %s (%s) in %s", active.info.run_name, active.info.run_id, uri)
+            history, test = _train_and_log(cfg, data, phase, model)
+    finally:
+        _release(model)
+    log.info("test_accuracy=%.4f test_loss=%.4f", test["accuracy"], test["loss"])
+    log.info("Run %s FINISHED; artifacts in %s", active.info.run_id, active.info.artifact_uri)
     log.info("Browse the runs with: %s", tracking.ui_command(uri))
     return _best(history, test, cfg.metric)
+
+
+def _train_and_log(cfg, data, phase, model) -> tuple[dict, dict]:
+    """Everything inside the run: inputs, training, test metrics, reports, the model."""
+    import mlflow
+
+    mlflow.log_params(flatten(cfg))
+    mlflow.log_params(
+        {"data.train_size": len(data.x_train), "data.val_size": len(data.x_val),
+         "data.test_size": len(data.x_test), "data.source": data.source,
+         "data.classes": ",".join(data.class_names)}
+    )  # fmt: skip
+    tracking.log_inputs(cfg.dataset.name, data)
+    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+
+    stages: list[str] = []
+    started = time.perf_counter()
+    history = phase.train(model, cfg, data, _callback_factory(stages))
+    train_time = time.perf_counter() - started
+    mlflow.set_tag("stages", ",".join(stages))
+    log.info("Trained in %.1f s", train_time)
+
+    batch = max(cfg.trainer.batch_size, 64)
+    test = model.evaluate(data.x_test, data.y_test, batch_size=batch, verbose=0, return_dict=True)
+    probs = model.predict(data.x_test, batch_size=batch, verbose=0)
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    metrics = {
+        "test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
+        "train_time_s": train_time, "total_params": model.count_params(),
+        "trainable_params": trainable,
+    }  # fmt: skip
+    if history.get("val_accuracy"):
+        metrics["best_val_accuracy"] = max(history["val_accuracy"])
+    mlflow.log_metrics(metrics)
+    _log_reports(cfg, data, probs, history)
+    if cfg.mlflow.log_model:
+        tracking.log_keras_model(model, data.class_names)
+    return history, test
+
+
+def _parent_tag(uri: str) -> dict[str, str]:
+    """In a sweep, the tag that makes this run a child of the sweep's parent run."""
+    parent = sweep.parent_of_current_job()
+    if parent is None:
+        return {}
+    if parent["tracking_uri"] != uri:
+        log.warning(
+            "This job tracks to %s, its sweep to %s: not linked", uri, parent["tracking_uri"]
+        )
+        return {}
+    return {"mlflow.parentRunId": parent["run_id"]}
 
 
 def _callback_factory(stages: list[str]):
@@ -102,25 +127,51 @@ def _seed(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _log_reports(cfg, data, model, history: dict[str, list[float]]) -> None:
-    """Learning curves, a grid of test predictions and their top-k probabilities."""
-    import matplotlib.pyplot as plt
+def _release(model) -> None:
+    """Free the graph between jobs that share a process (Hydra's basic launcher)."""
+    import keras
+
+    del model
+    keras.backend.clear_session()
+
+
+def _log_reports(cfg, data, probs: np.ndarray, history: dict[str, list[float]]) -> None:
+    """Curves, confusion matrix, per-class scores, sample and misclassified predictions."""
     import mlflow
 
-    figure = reports.learning_curves(history)
-    mlflow.log_figure(figure, "plots/learning_curves.png")
-    plt.close(figure)
+    predicted = probs.argmax(axis=1)
+    matrix = reports.confusion_matrix(data.y_test, predicted, data.num_classes)
+    _log_figure(reports.learning_curves(history), "plots/learning_curves.png")
+    _log_figure(reports.confusion_figure(matrix, data.class_names), "plots/confusion_matrix.png")
+    mlflow.log_table(reports.per_class_scores(matrix, data.class_names), "metrics/per_class.json")
     n = min(cfg.mlflow.samples, len(data.x_test))
     if n == 0:
         return
     picks = np.random.default_rng(cfg.seed).choice(len(data.x_test), n, replace=False)
-    images, labels = data.x_test[picks], data.y_test[picks]
-    probs = model.predict(images, verbose=0)
-    figure = reports.prediction_grid(images, labels, probs, data.class_names)
-    mlflow.log_figure(figure, "plots/predictions.png")
-    plt.close(figure)
-    rows = reports.top_k_rows(labels, probs, data.class_names, cfg.mlflow.top_k)
+    _log_figure(
+        reports.prediction_grid(
+            data.x_test[picks], data.y_test[picks], probs[picks], data.class_names
+        ),
+        "plots/predictions.png",
+    )
+    rows = reports.top_k_rows(data.y_test[picks], probs[picks], data.class_names, cfg.mlflow.top_k)
     mlflow.log_table(_columns(rows), "predictions/top_k.json")
+    wrong = np.flatnonzero(predicted != data.y_test)[:n]
+    if len(wrong):
+        _log_figure(
+            reports.prediction_grid(
+                data.x_test[wrong], data.y_test[wrong], probs[wrong], data.class_names
+            ),
+            "plots/misclassified.png",
+        )
+
+
+def _log_figure(figure, path: str) -> None:
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    mlflow.log_figure(figure, path)
+    plt.close(figure)
 
 
 def _columns(rows: list[dict]) -> dict[str, list]:

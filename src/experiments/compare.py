@@ -1,0 +1,97 @@
+"""``python -m experiments.compare``: the runs of an experiment or a sweep, side by side.
+
+Prints the table in the terminal and writes it, with a bar chart of test accuracy and the
+validation curves of every run on one plot, to ``output_dir`` and to MLflow: on the sweep's
+parent run when ``parent=`` is given, else on a new comparison run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experiments.cli_args import parse, run_command
+from experiments.errors import ConfigError, TrackingError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MlflowArgs:
+    tracking_uri: str | None = None  # null = $MLFLOW_TRACKING_URI, else ./mlflow.db
+    experiment_name: str = "experiments"
+
+
+@dataclass
+class CompareArgs:
+    parent: str | None = None  # a sweep's parent run id: compare its children
+    filter: str | None = None  # an MLflow filter string, e.g. "tags.backbone = 'vgg16'"
+    metric: str = "val_accuracy"  # sort by it, best first (its best epoch for val_*)
+    output_dir: str = "comparison"  # where the table and the plots are written
+    log: bool = True  # also log them to MLflow
+    mlflow: MlflowArgs = field(default_factory=MlflowArgs)
+
+
+def select_runs(client, experiment_id: str, parent: str | None, filter_string: str | None):
+    """Finished training runs (no sweeps, no comparisons) matching the selection."""
+    clauses = ["tags.`experiments.kind` IS NULL"]
+    if parent:
+        clauses.append(f"tags.`mlflow.parentRunId` = '{parent}'")
+    if filter_string:
+        clauses.append(f"({filter_string})" if " or " in filter_string.lower() else filter_string)
+    try:
+        return client.search_runs([experiment_id], " AND ".join(clauses), max_results=5000)
+    except Exception as exc:  # a malformed filter string
+        raise ConfigError("filter", str(exc).splitlines()[0]) from exc
+
+
+def _compare(argv: list[str]) -> int:
+    cfg = parse(argv, CompareArgs, "experiments.compare")
+    import mlflow
+
+    from experiments import summary, tracking
+
+    uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    client = mlflow.MlflowClient(uri)
+    if parent := cfg.parent:
+        try:
+            experiment_id = client.get_run(parent).info.experiment_id
+        except Exception as exc:
+            raise ConfigError("parent", f"no run {parent} in {uri}") from exc
+    else:
+        experiment = client.get_experiment_by_name(cfg.mlflow.experiment_name)
+        if experiment is None:
+            raise TrackingError(
+                f"mlflow.experiment_name={cfg.mlflow.experiment_name}: no such experiment in {uri}"
+            )
+        experiment_id = experiment.experiment_id
+    runs = select_runs(client, experiment_id, cfg.parent, cfg.filter)
+    if not runs:
+        raise ConfigError("filter", f"no runs to compare in {uri} for this selection")
+    table = summary.rows(runs, cfg.metric)
+    print(summary.to_text(table, cfg.metric))
+    paths = summary.write_files(client, table, cfg.metric, Path(cfg.output_dir))
+    print(f"\nWrote {', '.join(str(p) for p in paths)}")
+    if cfg.log:
+        target = cfg.parent or _comparison_run(client, experiment_id, cfg)
+        summary.log_to_run(client, target, table, cfg.metric)
+        if not cfg.parent:
+            client.set_terminated(target, "FINISHED")
+        print(f"Logged to run {target} in {uri}")
+    return 0
+
+
+def _comparison_run(client, experiment_id: str, cfg) -> str:
+    tags = {"experiments.kind": "comparison", "filter": cfg.filter or "", "metric": cfg.metric}
+    name = time.strftime("compare-%Y%m%d-%H%M%S")
+    return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_command(_compare, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Hydra sweeps as one MLflow parent run with a child run per job, under any launcher.
+
+The callback runs in the launching process: it initialises the store once (parallel jobs
+opening a fresh SQLite store at the same moment corrupt its schema migration), opens the
+parent run and writes its id into the sweep folder, where every job reads it, whatever
+process or machine it runs in. At the end it summarises the children on the parent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+PARENT_FILE = "mlflow_parent_run.json"
+FAILED_DIR = ".failed_jobs"
+
+
+def parent_of_current_job() -> dict | None:
+    """The sweep's parent run (id, tracking URI) when this job is part of a sweep."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    path = Path(HydraConfig.get().sweep.dir) / PARENT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def record_failed_job(error: BaseException) -> None:
+    """Leave a note in the sweep folder for a job that failed, run or no run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get()
+    folder = Path(hydra.sweep.dir) / FAILED_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    note = {"job": hydra.job.num, "overrides": list(hydra.overrides.task), "error": str(error)}
+    (folder / f"{hydra.job.num}.json").write_text(json.dumps(note))
+
+
+class MlflowSweepCallback(Callback):
+    """Opens the parent run before the jobs start and summarises it once they end."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        import mlflow
+
+        from experiments import tracking
+
+        uri = tracking.resolve_tracking_uri(config.mlflow.tracking_uri)
+        experiment_id = tracking.init_store(uri, config.mlflow.experiment_name)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        overrides = " ".join(config.hydra.overrides.task)
+        parent = mlflow.MlflowClient(uri).create_run(
+            experiment_id,
+            run_name=f"sweep-{sweep_dir.name}",
+            tags={"experiments.kind": "sweep", "hydra.overrides": overrides,
+                  "command": " ".join(sys.argv)},
+        )  # fmt: skip
+        info = {"run_id": parent.info.run_id, "tracking_uri": uri, "experiment_id": experiment_id}
+        (sweep_dir / PARENT_FILE).write_text(json.dumps(info))
+        log.info("MLflow sweep parent run %s in %s", parent.info.run_id, uri)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        import mlflow
+
+        from experiments import summary
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        path = sweep_dir / PARENT_FILE
+        if not path.is_file():
+            return
+        info = json.loads(path.read_text())
+        client = mlflow.MlflowClient(info["tracking_uri"])
+        children = client.search_runs(
+            [info["experiment_id"]],
+            filter_string=f"tags.mlflow.parentRunId = '{info['run_id']}'",
+            max_results=10000,
+        )
+        failed_jobs = [
+            json.loads(p.read_text()) for p in sorted((sweep_dir / FAILED_DIR).glob("*.json"))
+        ]
+        table = summary.rows(children, config.metric)
+        summary.log_to_run(client, info["run_id"], table, config.metric, failed_jobs)
+        client.set_terminated(info["run_id"], "FINISHED")
+        print(summary.to_text(table, config.metric), flush=True)
+        for job in failed_jobs:
+            print(f"job #{job['job']} ({' '.join(job['overrides'])}) failed: {job['error']}")
+        if failed_jobs:
+            raise SystemExit(1)

@@ -1,0 +1,86 @@
+"""compare: the side-by-side table agrees with what MLflow holds for each run."""
+
+from __future__ import annotations
+
+import csv
+
+import mlflow
+import pytest
+from helpers import run_cli
+
+from experiments import train
+from experiments.config import compose
+
+QUICK = ["dataset.limit=100", "trainer.epochs=1", "trainer.verbose=0", "mlflow.samples=0",
+         "mlflow.log_model=false"]  # fmt: skip
+
+
+@pytest.fixture
+def three_runs(workdir, store_uri, fashion_dir):
+    for lr, optimizer in (("1e-3", "adam"), ("1e-2", "sgd"), ("1e-3", "rmsprop")):
+        overrides = [*QUICK, f"optimizer={optimizer}", f"optimizer.lr={lr}"]
+        train.run(compose([*overrides, f"mlflow.tracking_uri={store_uri}"]))
+    return mlflow.search_runs(experiment_names=["experiments"], output_format="list")
+
+
+def test_table_rows_match_mlflow(workdir, store_uri, three_runs):
+    result = run_cli(f"mlflow.tracking_uri={store_uri}", cwd=workdir, module="experiments.compare")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "3 runs, best first by val_accuracy:"
+    assert lines[1].split()[:3] == ["run", "status", "backbone"]
+
+    with open(workdir / "comparison" / "comparison.csv") as handle:
+        table = list(csv.DictReader(handle))
+    by_id = {run.info.run_id: run for run in three_runs}
+    assert {row["run_id"] for row in table} == set(by_id)
+    best = [float(row["best_val_accuracy"]) for row in table]
+    assert best == sorted(best, reverse=True)
+    for row, text_line in zip(table, lines[3:6], strict=True):
+        run = by_id[row["run_id"]]
+        assert row["run"] == run.info.run_name and text_line.startswith(run.info.run_name)
+        assert row["optimizer"] == run.data.params["optimizer.name"]
+        assert row["lr"] == run.data.params["optimizer.lr"]
+        assert float(row["test_accuracy"]) == run.data.metrics["test_accuracy"]
+        assert float(row["test_loss"]) == run.data.metrics["test_loss"]
+        assert float(row["trainable_params"]) == 93322
+        assert f"{run.data.metrics['test_accuracy']:.4f}" in text_line
+    for name in ("comparison.md", "test_accuracy.png", "val_accuracy_curves.png"):
+        assert (workdir / "comparison" / name).stat().st_size > 0
+
+    comparison = mlflow.search_runs(
+        experiment_names=["experiments"], filter_string="tags.`experiments.kind` = 'comparison'",
+        output_format="list",
+    )  # fmt: skip
+    assert len(comparison) == 1 and comparison[0].data.tags["best_run_id"] == table[0]["run_id"]
+    # A second compare ignores the comparison run it logged the first time.
+    again = run_cli(f"mlflow.tracking_uri={store_uri}", cwd=workdir, module="experiments.compare")
+    assert again.stdout.splitlines()[0] == "3 runs, best first by val_accuracy:"
+
+
+def test_filter_and_metric(workdir, store_uri, three_runs):
+    result = run_cli(
+        f"mlflow.tracking_uri={store_uri}", "filter=params.`optimizer.name` != 'sgd'",
+        "metric=test_loss", "log=false", cwd=workdir, module="experiments.compare",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[0] == "2 runs, best first by test_loss:"
+    losses = sorted(
+        r.data.metrics["test_loss"] for r in three_runs if r.data.params["optimizer.name"] != "sgd"
+    )
+    assert f"{losses[0]:.4f}" in result.stdout.splitlines()[3]
+
+
+def test_bad_selection_is_one_line(workdir, store_uri, three_runs):
+    for args, fragment in (
+        (["mlflow.experiment_name=nope"], "mlflow.experiment_name=nope"),
+        (["filter=params.x = "], "filter"),
+        (["parent=0123456789abcdef0123456789abcdef"], "parent"),
+        (["colour=red"], "colour"),
+    ):
+        result = run_cli(
+            f"mlflow.tracking_uri={store_uri}", *args, cwd=workdir, module="experiments.compare"
+        )
+        assert result.returncode == 2, (args, result.stderr[-1000:])
+        assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+        assert fragment in result.stderr

@@ -1,0 +1,84 @@
+"""Sweeps: one MLflow parent per sweep, every job a child, a summary on the parent."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from helpers import run_cli
+
+QUICK = ["dataset.limit=200", "trainer.epochs=1", "trainer.verbose=0", "mlflow.samples=2",
+         "mlflow.log_model=false"]  # fmt: skip
+
+
+def tree(uri: str):
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("experiments").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("experiments.kind") == "sweep"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+@pytest.mark.parametrize(
+    "launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]], ids=["basic", "joblib"]
+)
+def test_two_job_sweep_is_one_parent_with_two_finished_children(
+    workdir, store_uri, fashion_dir, launcher
+):
+    # A fresh store: the callback creates it once, before the (parallel) jobs open it.
+    result = run_cli(
+        "-m", *launcher, "optimizer.lr=1e-3,1e-4", *QUICK, f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, parents, children = tree(store_uri)
+    assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert {c.data.params["optimizer.lr"] for c in children} == {"0.001", "0.0001"}
+
+    best = max(children, key=lambda c: c.data.metrics["best_val_accuracy"])
+    assert parent.data.tags["best_run_id"] == best.info.run_id
+    assert parent.data.metrics["best_val_accuracy"] == best.data.metrics["best_val_accuracy"]
+    assert parent.data.metrics["runs"] == 2
+    files = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
+    assert {"summary/comparison.csv", "summary/comparison.md", "summary/test_accuracy.png"} <= files
+    csv_text = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/summary/comparison.csv")
+    assert csv_text.count("\n") == 3 and "optimizer.lr=0.0001" in csv_text
+    assert "2 runs, best first by val_accuracy" in result.stdout
+
+
+def test_a_failed_job_does_not_stop_the_sweep_nor_its_summary(workdir, store_uri, fashion_dir):
+    result = run_cli(
+        "-m", "dataset.root=nowhere,null", *QUICK, f"mlflow.tracking_uri={store_uri}", cwd=workdir
+    )
+    assert result.returncode == 1
+    assert "dataset.root=nowhere" in result.stdout and "failed" in result.stdout
+    client, parents, children = tree(store_uri)
+    assert parents[0].info.status == "FINISHED"
+    assert [c.info.status for c in children] == ["FINISHED"]
+    failed = mlflow.artifacts.load_text(f"runs:/{parents[0].info.run_id}/summary/failed_jobs.txt")
+    assert "dataset.root=nowhere" in failed
+
+
+def test_summary_keeps_a_failed_child_and_ranks_it_last(workdir, store_uri):
+    from experiments import summary
+
+    client = mlflow.MlflowClient(store_uri)
+    experiment = client.create_experiment("t")
+    for name, status, accuracy in (("good", "FINISHED", 0.8), ("better", "FINISHED", 0.9),
+                                   ("broken", "FAILED", None)):  # fmt: skip
+        run = client.create_run(experiment, run_name=name, tags={"backbone": "vgg16"})
+        if accuracy is not None:
+            client.log_metric(run.info.run_id, "best_val_accuracy", accuracy)
+            client.log_metric(run.info.run_id, "test_accuracy", accuracy - 0.05)
+            client.log_metric(run.info.run_id, "test_loss", 1 - accuracy)
+        client.set_terminated(run.info.run_id, status)
+    table = summary.rows(client.search_runs([experiment]), "val_accuracy")
+    assert [(r["run"], r["status"]) for r in table] == [
+        ("better", "FINISHED"), ("good", "FINISHED"), ("broken", "FAILED"),
+    ]  # fmt: skip
+    text = summary.to_text(table, "val_accuracy")
+    assert "broken" in text.splitlines()[-1] and "FAILED" in text.splitlines()[-1]
+    assert summary.rows(client.search_runs([experiment]), "test_loss")[-1]["run"] == "broken"
