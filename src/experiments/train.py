@@ -41,7 +41,7 @@ def run(cfg: DictConfig) -> float:
 
     tags = {
         "backbone": cfg.backbone.name, "phase": cfg.phase.name, "dataset": cfg.dataset.name,
-        "data.skipped_files": data.skipped, **provenance.tags(), **_parent_tag(uri),
+        "data.skipped_files": str(data.skipped), **provenance.tags(), **_parent_tag(uri),
     }  # fmt: skip
     try:
         with mlflow.start_run(

@@ -1,0 +1,54 @@
+"""``python -m experiments.study [overrides]``: the reference report's whole study, then its table.
+
+VGG16, Xception and MobileNet, each with ``transfer`` and ``finetune``, on the reference
+report's image folder (``data/animals``; the synthetic ``shapes`` when it is missing), plus
+the custom CNN on Fashion-MNIST, all in the MLflow experiment ``study``, compared side by
+side at the end. Overrides apply to every run, except ``dataset.*``, ``backbone.*`` and
+``phase.*``, which apply to the image sweep only.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from experiments.datasets.animals import DEFAULT_ROOT as ANIMALS
+
+IMAGE_ONLY = ("dataset.", "backbone.", "phase.")
+
+
+def commands(overrides: list[str], animals_present: bool) -> list[list[str]]:
+    """The three command lines of the study: image sweep, custom CNN, comparison."""
+    if not any(o.startswith("mlflow.experiment_name=") for o in overrides):
+        overrides = [*overrides, "mlflow.experiment_name=study"]
+    dataset = "animals" if animals_present else "shapes"
+    shared = [o for o in overrides if not o.startswith(IMAGE_ONLY)]
+    python = [sys.executable, "-m"]
+    compare = [o for o in overrides if o.startswith("mlflow.")]
+    return [
+        [*python, "experiments", "-m", "backbone=vgg16,xception,mobilenet",
+         "phase=transfer,finetune", f"dataset={dataset}", *overrides],
+        [*python, "experiments", "backbone=custom_cnn", "dataset=fashion_mnist", *shared],
+        [*python, "experiments.compare", *compare, "metric=test_accuracy"],
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    overrides = sys.argv[1:] if argv is None else argv
+    animals_present = Path(ANIMALS).is_dir()
+    if not animals_present:
+        print(
+            f"No {ANIMALS}/ here: running the study on the synthetic dataset=shapes instead "
+            "(put the reference report's images in data/animals/<class>/ to use them).",
+            flush=True,
+        )
+    failed = 0
+    for command in commands(overrides, animals_present):
+        print("+ " + " ".join(command[1:]), flush=True)
+        failed += subprocess.run(command).returncode != 0
+    raise SystemExit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

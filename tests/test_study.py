@@ -1,0 +1,24 @@
+"""The study command composes the reference report's runs and ends with the comparison."""
+
+from __future__ import annotations
+
+import sys
+
+from experiments import study
+
+
+def test_study_runs_every_backbone_and_phase_then_the_custom_cnn_then_compare():
+    sweep, custom, compare = study.commands(["trainer.epochs=1", "backbone.weights=null"], False)
+    assert sweep[:3] == [sys.executable, "-m", "experiments"]
+    assert "-m" in sweep[3:] and "backbone=vgg16,xception,mobilenet" in sweep
+    assert "phase=transfer,finetune" in sweep and "dataset=shapes" in sweep
+    assert "backbone.weights=null" in sweep and "mlflow.experiment_name=study" in sweep
+    assert "backbone=custom_cnn" in custom and "dataset=fashion_mnist" in custom
+    assert "trainer.epochs=1" in custom and "backbone.weights=null" not in custom
+    assert compare[2] == "experiments.compare" and "mlflow.experiment_name=study" in compare
+
+
+def test_study_uses_the_animals_folder_when_present():
+    sweep, _, _ = study.commands(["mlflow.experiment_name=mine"], True)
+    assert "dataset=animals" in sweep and "mlflow.experiment_name=mine" in sweep
+    assert "mlflow.experiment_name=study" not in sweep
