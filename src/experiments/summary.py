@@ -78,16 +78,35 @@ def _cell(value, column: str = "") -> str:
     return str(value)
 
 
-def to_text(table: list[dict], metric: str, columns: list[str] | None = None) -> str:
+# The terminal table: short headers, parameters as trainable/total.
+TEXT_COLUMNS = [
+    ("run", "run"), ("status", "status"), ("backbone", "backbone"), ("phase", "phase"),
+    ("dataset", "dataset"), ("optimizer", "opt"), ("lr", "lr"), ("epochs", "epochs"),
+    ("params", "params"), ("train_time_s", "time_s"), ("best_val_accuracy", "best_val_acc"),
+    ("test_accuracy", "test_acc"), ("test_loss", "test_loss"),
+]  # fmt: skip
+
+
+def _params(row: dict) -> str:
+    trainable, total = row.get("trainable_params"), row.get("total_params")
+    if total is None:
+        return "-"
+    return f"{_cell(trainable)}/{_cell(total)}"
+
+
+def to_text(table: list[dict], metric: str) -> str:
     """A fixed-width table for the terminal."""
-    columns = columns or [name for name, _ in COLUMNS if name not in ("run_id", "overrides")]
-    cells = [[_cell(row.get(c), c) for c in columns] for row in table]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    headers = [header for _, header in TEXT_COLUMNS]
+    cells = [
+        [_params(row) if key == "params" else _cell(row.get(key), key) for key, _ in TEXT_COLUMNS]
+        for row in table
+    ]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     lines = [
-        "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)),
+        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
         "  ".join("-" * w for w in widths),
     ]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return f"{len(table)} runs, best first by {metric}:\n" + "\n".join(lines)
 
 
