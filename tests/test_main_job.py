@@ -58,6 +58,18 @@ def test_command_line_run_lands_a_complete_mlflow_run(workdir, store_uri, fashio
         assert (artifacts / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = json.loads((artifacts / "predictions/top_k.json").read_text())
     assert table["columns"][:3] == ["sample", "true", "top1"] and len(table["data"]) == 6
+    for png in ("plots/confusion_matrix.png", "plots/misclassified.png"):
+        assert (artifacts / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    per_class = json.loads((artifacts / "metrics/per_class.json").read_text())
+    assert per_class["columns"] == ["class", "precision", "recall", "f1", "support"]
+    assert sum(row[4] for row in per_class["data"]) == 10000  # the whole test set
+
+    tags = run.data.tags
+    assert "dataset.limit=300" in tags["hydra.overrides"] and "experiments" in tags["command"]
+    assert len(tags["git.commit"]) == 40 and tags["git.dirty"] in ("true", "false")
+    inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"train", "val", "test"}
+    assert inputs["train"].name == "fashion_mnist-train" and inputs["train"].digest
 
     mlflow.set_tracking_uri(store_uri)
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")

@@ -48,6 +48,13 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
     assert csv_text.count("\n") == 3 and "optimizer.lr=0.0001" in csv_text
     assert "2 runs, best first by val_accuracy" in result.stdout
 
+    compared = run_cli(
+        f"mlflow.tracking_uri={store_uri}", f"parent={parent.info.run_id}", "log=false",
+        cwd=workdir, module="experiments.compare",
+    )  # fmt: skip
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    assert compared.stdout.splitlines()[0] == "2 runs, best first by val_accuracy:"
+
 
 def test_a_failed_job_does_not_stop_the_sweep_nor_its_summary(workdir, store_uri, fashion_dir):
     result = run_cli(
