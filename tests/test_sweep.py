@@ -19,7 +19,9 @@ def tree(uri: str):
 
 
 @pytest.mark.parametrize(
-    "launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]], ids=["basic", "joblib"]
+    "launcher",
+    [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["hydra/launcher=submitit_local"]],
+    ids=["basic", "joblib", "submitit_local"],
 )
 def test_two_job_sweep_is_one_parent_with_two_finished_children(
     workdir, store_uri, fashion_dir, launcher
@@ -37,6 +39,8 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert {c.info.status for c in children} == {"FINISHED"}
     assert {c.data.params["optimizer.lr"] for c in children} == {"0.001", "0.0001"}
+    # Two jobs at once on two cores get one thread each; one at a time gets both.
+    assert {c.data.params["runtime.threads"] for c in children} == {"1" if launcher else "2"}
 
     best = max(children, key=lambda c: c.data.metrics["best_val_accuracy"])
     assert parent.data.tags["best_run_id"] == best.info.run_id
@@ -54,6 +58,26 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
     )  # fmt: skip
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert compared.stdout.splitlines()[0] == "2 runs, best first by val_accuracy:"
+
+
+def test_optuna_search_leaves_a_parent_with_the_best_trial(workdir, store_uri, fashion_dir):
+    result = run_cli(
+        "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", *QUICK,
+        f"mlflow.tracking_uri={store_uri}", cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, parents, children = tree(store_uri)
+    assert len(parents) == 1 and len(children) == 3
+    parent = parents[0]
+    values = [c.data.metrics["best_val_accuracy"] for c in children]
+    assert parent.data.metrics["best_val_accuracy"] == max(values)
+    best = next(c for c in children if c.info.run_id == parent.data.tags["best_run_id"])
+    assert parent.data.params["best.optimizer.lr"] == best.data.params["optimizer.lr"]
+    assert parent.data.params["best.trainer.batch_size"] == best.data.params["trainer.batch_size"]
+    # Three distinct trials, sampled from the preset's ranges.
+    assert len({c.data.params["optimizer.lr"] for c in children}) == 3
+    assert all(1e-5 <= float(c.data.params["optimizer.lr"]) <= 1e-2 for c in children)
+    assert all(c.data.params["trainer.batch_size"] in ("32", "64", "128") for c in children)
 
 
 def test_a_failed_job_does_not_stop_the_sweep_nor_its_summary(workdir, store_uri, fashion_dir):

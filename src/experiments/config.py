@@ -21,6 +21,7 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 PHASES = ("scratch", "transfer", "finetune")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 DATASETS = ("fashion_mnist", "image_folder", "animals", "shapes")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 METRICS = ("val_accuracy", "val_loss", "accuracy", "loss", "test_accuracy", "test_loss")
 MODEL_URI_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
 
@@ -79,6 +80,9 @@ class TrainerConfig:
     steps_per_execution: int = 1  # >1 runs several batches per call: less overhead on CPU
     deterministic: bool = True  # TensorFlow's op determinism: same seed, same result
     verbose: int = 1  # Keras' progress output: 0 silent, 1 progress bar, 2 one line per epoch
+    strategy: str = "default"  # default | mirrored (all local GPUs) | multi_worker ($TF_CONFIG)
+    threads: int | None = None  # TensorFlow's intra-op threads; null = cores / parallel jobs
+    logical_cpus: int | None = None  # split the CPU into N devices (mirrored without GPUs)
 
 
 @dataclass
@@ -142,6 +146,9 @@ def validate(cfg: DictConfig) -> None:
         _choice(o.name, OPTIMIZERS, "optimizer.name", "optimizer"),
         _choice(d.name, DATASETS, "dataset.name", "dataset"),
         _choice(cfg.metric, METRICS, "metric", "metric"),
+        _choice(t.strategy, STRATEGIES, "trainer.strategy", "strategy"),
+        (t.threads is None or t.threads >= 1, "trainer.threads", "must be >= 1 or null"),
+        (t.logical_cpus is None or t.logical_cpus >= 1, "trainer.logical_cpus", "must be >= 1"),
         (o.lr > 0, "optimizer.lr", f"must be > 0, got {o.lr}"),
         (o.momentum >= 0, "optimizer.momentum", f"must be >= 0, got {o.momentum}"),
         (t.epochs >= 1, "trainer.epochs", f"must be >= 1, got {t.epochs}"),

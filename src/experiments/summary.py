@@ -94,13 +94,18 @@ def _params(row: dict) -> str:
     return f"{_cell(trainable)}/{_cell(total)}"
 
 
+def _text_cell(row: dict, key: str) -> str:
+    if key == "params":
+        return _params(row)
+    if key == "lr" and row.get("lr") is not None:
+        return f"{float(row['lr']):.3g}"  # a sampled lr is stored with all its digits
+    return _cell(row.get(key), key)
+
+
 def to_text(table: list[dict], metric: str) -> str:
     """A fixed-width table for the terminal."""
     headers = [header for _, header in TEXT_COLUMNS]
-    cells = [
-        [_params(row) if key == "params" else _cell(row.get(key), key) for key, _ in TEXT_COLUMNS]
-        for row in table
-    ]
+    cells = [[_text_cell(row, key) for key, _ in TEXT_COLUMNS] for row in table]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     lines = [
         "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
@@ -164,6 +169,11 @@ def log_to_run(client, run_id: str, table, metric: str, failed_jobs=()) -> None:
         client.set_tag(run_id, "best_run_id", best["run_id"])
         client.set_tag(run_id, "best_run_name", best["run"])
         client.log_metric(run_id, f"best_{metric}", float(best[key]))
+        # The best job's own settings, e.g. an Optuna trial's sampled values.
+        for item in (best.get("overrides") or "").split():
+            name, sep, value = item.partition("=")
+            if sep and not name.startswith(("hydra", "hparams_search")):
+                client.log_param(run_id, f"best.{name.lstrip('+~')}", value)
     client.log_metric(run_id, "runs", len(table))
     client.log_metric(run_id, "failed_runs", sum(r["status"] == "FAILED" for r in table))
     if failed_jobs:

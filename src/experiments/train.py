@@ -8,7 +8,7 @@ import time
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from experiments import backbones, datasets, phases, provenance, reports, sweep, tracking
+from experiments import backbones, datasets, phases, provenance, reports, runtime, sweep, tracking
 from experiments.config import flatten, validate
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,16 @@ def run(cfg: DictConfig) -> float:
         len(data.x_train), len(data.x_val), len(data.x_test), data.input_shape, data.num_classes,
     )  # fmt: skip
 
+    threads = runtime.configure_threads(cfg.trainer.threads, cfg.trainer.logical_cpus)
+    distribution = runtime.strategy(cfg.trainer.strategy)
+    replicas = distribution.num_replicas_in_sync if distribution else 1
+    log.info("TensorFlow: %d intra-op threads, %d replica(s)", threads, replicas)
     # The model is built before the run opens: missing weights or a bad init_from fail
     # here, leaving no run behind.
     _seed(cfg.seed, cfg.trainer.deterministic)
     phase = phases.module(cfg.phase.name)
-    model = phase.build(cfg, data)
+    with runtime.scope(distribution):
+        model = phase.build(cfg, data)
 
     import mlflow
 
@@ -48,7 +53,9 @@ def run(cfg: DictConfig) -> float:
             experiment_id=experiment_id, run_name=tracking.run_name(cfg), tags=tags
         ) as active:
             log.info("MLflow run %s (%s) in %s", active.info.run_name, active.info.run_id, uri)
-            history, test = _train_and_log(cfg, data, phase, model)
+            mlflow.log_params({"runtime.threads": threads, "runtime.replicas": replicas})
+            with runtime.scope(distribution):
+                history, test = _train_and_log(cfg, data, phase, model)
     finally:
         _release(model)
     log.info("test_accuracy=%.4f test_loss=%.4f", test["accuracy"], test["loss"])

@@ -1,0 +1,73 @@
+"""Where training runs: CPU threads per job and the tf.distribute strategy.
+
+Parallel jobs on one machine must share its cores rather than each take them all, so a
+job of a joblib sweep gets ``cores // n_jobs`` threads unless ``trainer.threads`` says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+
+def parallel_jobs() -> int:
+    """How many jobs the current Hydra launcher runs at once on this machine (1 outside sweeps)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return 1
+    launcher = HydraConfig.get().launcher
+    target = str(launcher.get("_target_", ""))
+    if "joblib" in target.lower():
+        jobs = launcher.get("n_jobs") or 1  # -1: one job per core
+    elif target.endswith("LocalLauncher"):  # submitit's local processes: all jobs at once
+        per_job = launcher.get("cpus_per_task")
+        jobs = (os.cpu_count() or 1) // per_job if per_job else -1
+    else:  # the basic launcher runs one job at a time; a cluster job has its own node
+        jobs = 1
+    cores = os.cpu_count() or 1
+    return cores if jobs < 0 else max(1, min(int(jobs), cores))
+
+
+def configure_threads(threads: int | None, logical_cpus: int | None) -> int:
+    """Set TensorFlow's thread pools (before it starts); return the intra-op thread count."""
+    import tensorflow as tf
+
+    cores = os.cpu_count() or 1
+    intra = threads or max(1, cores // parallel_jobs())
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, intra))
+        if logical_cpus:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(logical_cpus)]
+            )
+    except RuntimeError:
+        # TensorFlow already started in this process (an earlier job of the same worker).
+        log.debug("TensorFlow's runtime is already initialised; threads left as they are")
+    return intra
+
+
+def strategy(name: str):
+    """The tf.distribute strategy ``trainer.strategy`` names (None for the default)."""
+    import tensorflow as tf
+
+    if name == "default":
+        return None
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # reads $TF_CONFIG
+    raise ValueError(f"unknown strategy {name!r}")  # validate() stops this earlier
+
+
+def scope(distribution):
+    """The strategy's scope, or a no-op for the default strategy."""
+    return distribution.scope() if distribution is not None else contextlib.nullcontext()
