@@ -84,8 +84,9 @@ def train_head(model, cfg, data, callbacks: list, epochs: int, lr: float | None 
     head = model.get_layer("head")
     compile_model(head, cfg, lr)
     history = fit(head, cfg, (f_train, data.y_train), (f_val, data.y_val), callbacks, epochs)
-    # The whole model evaluates and predicts from raw images; sharing the head's optimizer
-    # keeps the saved optimizer state consistent with the model's trainable weights.
-    model.compile(optimizer=head.optimizer, loss=head.loss, metrics=["accuracy"],
-                  steps_per_execution=cfg.trainer.steps_per_execution)  # fmt: skip
+    # The whole model evaluates and predicts from raw images. Its optimizer is built now,
+    # over the same trainable weights as the head's, so the saved model's optimizer state
+    # matches what Keras rebuilds when it loads it (no "skipping variable loading").
+    compile_model(model, cfg, lr)
+    model.optimizer.build(model.trainable_variables)
     return history
