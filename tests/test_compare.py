@@ -15,16 +15,32 @@ QUICK = ["dataset.limit=100", "trainer.epochs=1", "trainer.verbose=0", "mlflow.s
          "mlflow.log_model=false"]  # fmt: skip
 
 
-@pytest.fixture
-def three_runs(workdir, store_uri, fashion_dir):
+@pytest.fixture(scope="module")
+def three_store(tmp_path_factory, fashion_dir):
+    """One store with three finished runs, shared by this module's tests (they only read it)."""
+    folder = tmp_path_factory.mktemp("compare")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
     for lr, optimizer in (("1e-3", "adam"), ("1e-2", "sgd"), ("1e-3", "rmsprop")):
         overrides = [*QUICK, f"optimizer={optimizer}", f"optimizer.lr={lr}"]
-        train.run(compose([*overrides, f"mlflow.tracking_uri={store_uri}"]))
-    return mlflow.search_runs(experiment_names=["experiments"], output_format="list")
+        train.run(compose([*overrides, f"mlflow.tracking_uri={uri}"]))
+    return uri
 
 
-def test_table_rows_match_mlflow(workdir, store_uri, three_runs):
-    result = run_cli(f"mlflow.tracking_uri={store_uri}", cwd=workdir, module="experiments.compare")
+@pytest.fixture
+def three_runs(three_store, workdir):
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(three_store)
+    yield [
+        r for r in mlflow.search_runs(experiment_names=["experiments"], output_format="list")
+        if "experiments.kind" not in r.data.tags
+    ]  # fmt: skip
+    mlflow.set_tracking_uri(previous)
+
+
+def test_table_rows_match_mlflow(workdir, three_store, three_runs):
+    result = run_cli(
+        f"mlflow.tracking_uri={three_store}", cwd=workdir, module="experiments.compare"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert lines[0] == "3 runs, best first by val_accuracy:"
@@ -54,13 +70,13 @@ def test_table_rows_match_mlflow(workdir, store_uri, three_runs):
     )  # fmt: skip
     assert len(comparison) == 1 and comparison[0].data.tags["best_run_id"] == table[0]["run_id"]
     # A second compare ignores the comparison run it logged the first time.
-    again = run_cli(f"mlflow.tracking_uri={store_uri}", cwd=workdir, module="experiments.compare")
+    again = run_cli(f"mlflow.tracking_uri={three_store}", cwd=workdir, module="experiments.compare")
     assert again.stdout.splitlines()[0] == "3 runs, best first by val_accuracy:"
 
 
-def test_filter_and_metric(workdir, store_uri, three_runs):
+def test_filter_and_metric(workdir, three_store, three_runs):
     result = run_cli(
-        f"mlflow.tracking_uri={store_uri}", "filter=params.`optimizer.name` != 'sgd'",
+        f"mlflow.tracking_uri={three_store}", "filter=params.`optimizer.name` != 'sgd'",
         "metric=test_loss", "log=false", cwd=workdir, module="experiments.compare",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
@@ -71,7 +87,7 @@ def test_filter_and_metric(workdir, store_uri, three_runs):
     assert f"{losses[0]:.4f}" in result.stdout.splitlines()[3]
 
 
-def test_bad_selection_is_one_line(workdir, store_uri, three_runs):
+def test_bad_selection_is_one_line(workdir, three_store, three_runs):
     for args, fragment in (
         (["mlflow.experiment_name=nope"], "mlflow.experiment_name=nope"),
         (["filter=params.x = "], "filter"),
@@ -79,7 +95,7 @@ def test_bad_selection_is_one_line(workdir, store_uri, three_runs):
         (["colour=red"], "colour"),
     ):
         result = run_cli(
-            f"mlflow.tracking_uri={store_uri}", *args, cwd=workdir, module="experiments.compare"
+            f"mlflow.tracking_uri={three_store}", *args, cwd=workdir, module="experiments.compare"
         )
         assert result.returncode == 2, (args, result.stderr[-1000:])
         assert result.stderr.strip().splitlines()[-1].startswith("error: ")

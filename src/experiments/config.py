@@ -239,4 +239,6 @@ def flatten(cfg: DictConfig) -> dict[str, object]:
                 flat[name] = value
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
+    from experiments.tracking import redact
+
+    return {k: redact(v) if isinstance(v, str) else v for k, v in flat.items()}

@@ -19,3 +19,7 @@ class DataError(ExperimentError):
 
 class TrackingError(ExperimentError):
     """The MLflow tracking store cannot be used."""
+
+
+class TrainingError(ExperimentError):
+    """Training went wrong in a way the user can act on (e.g. the loss became NaN)."""

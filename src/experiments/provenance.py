@@ -9,10 +9,12 @@ from pathlib import Path
 
 def tags() -> dict[str, str]:
     """Run tags naming the command, the overrides and the git state of the code."""
-    found = {"command": " ".join(sys.argv)}
+    from experiments.tracking import redact
+
+    found = {"command": redact(" ".join(sys.argv))}
     overrides = _hydra_overrides()
     if overrides is not None:
-        found["hydra.overrides"] = overrides
+        found["hydra.overrides"] = redact(overrides)
     commit, dirty = _git_state(Path(__file__).resolve().parent)
     if commit:
         found["git.commit"] = commit

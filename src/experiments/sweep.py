@@ -57,16 +57,16 @@ class MlflowSweepCallback(Callback):
         experiment_id = tracking.init_store(uri, config.mlflow.experiment_name)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        overrides = " ".join(config.hydra.overrides.task)
+        overrides = tracking.redact(" ".join(config.hydra.overrides.task))
         parent = mlflow.MlflowClient(uri).create_run(
             experiment_id,
             run_name=f"sweep-{sweep_dir.name}",
             tags={"experiments.kind": "sweep", "hydra.overrides": overrides,
-                  "command": " ".join(sys.argv)},
+                  "command": tracking.redact(" ".join(sys.argv))},
         )  # fmt: skip
         info = {"run_id": parent.info.run_id, "tracking_uri": uri, "experiment_id": experiment_id}
         (sweep_dir / PARENT_FILE).write_text(json.dumps(info))
-        log.info("MLflow sweep parent run %s in %s", parent.info.run_id, uri)
+        log.info("MLflow sweep parent run %s in %s", parent.info.run_id, tracking.redact(uri))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         import mlflow

@@ -54,6 +54,8 @@ def init_store(uri: str, experiment_name: str) -> str:
     db = sqlite_path(uri)
     if db is not None and not db.parent.is_dir():
         raise TrackingError(f"mlflow.tracking_uri={uri}: folder {db.parent} does not exist")
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     try:
@@ -72,7 +74,35 @@ def init_store(uri: str, experiment_name: str) -> str:
             )
         return experiment.experiment_id
     except MlflowException as exc:
-        raise TrackingError(f"cannot use the MLflow store {uri}: {exc}") from exc
+        raise TrackingError(f"cannot use the MLflow store {redact(uri)}: {exc}") from exc
+
+
+def check_server(uri: str, timeout: float = 10.0) -> None:
+    """Fail in seconds, before training, when a tracking server does not answer.
+
+    MLflow's own client retries with back-off for minutes before giving up.
+    """
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # it answered: a proxy or an older server without /health
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(
+            f"mlflow.tracking_uri={redact(uri)}: the tracking server does not answer ({reason}); "
+            "start it, fix the URI, or leave mlflow.tracking_uri unset for the local store"
+        ) from None
+
+
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with any ``user:password@`` of a URI replaced, for params, tags and logs."""
+    return _CREDENTIALS.sub("***@", text)
 
 
 def run_name(cfg) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import time
 
 import numpy as np
@@ -10,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments import backbones, datasets, phases, provenance, reports, runtime, sweep, tracking
 from experiments.config import flatten, validate
+from experiments.errors import TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +52,29 @@ def run(cfg: DictConfig) -> float:
         "backbone": cfg.backbone.name, "phase": cfg.phase.name, "dataset": cfg.dataset.name,
         "data.skipped_files": str(data.skipped), **provenance.tags(), **_parent_tag(uri),
     }  # fmt: skip
+    shown_uri = tracking.redact(uri)
     try:
-        with mlflow.start_run(
-            experiment_id=experiment_id, run_name=tracking.run_name(cfg), tags=tags
-        ) as active:
-            log.info("MLflow run %s (%s) in %s", active.info.run_name, active.info.run_id, uri)
+        with (
+            mlflow.start_run(
+                experiment_id=experiment_id, run_name=tracking.run_name(cfg), tags=tags
+            ) as active,
+            _sigterm_interrupts(),
+        ):
+            log.info(
+                "MLflow run %s (%s) in %s", active.info.run_name, active.info.run_id, shown_uri
+            )
             mlflow.log_params({"runtime.threads": threads, "runtime.replicas": replicas})
-            with runtime.scope(distribution):
-                history, test = _train_and_log(cfg, data, phase, model)
+            try:
+                with runtime.scope(distribution):
+                    history, test = _train_and_log(cfg, data, phase, model)
+            except BaseException as exc:
+                _end_unfinished(exc)
+                raise
     finally:
         _release(model)
     log.info("test_accuracy=%.4f test_loss=%.4f", test["accuracy"], test["loss"])
     log.info("Run %s FINISHED; artifacts in %s", active.info.run_id, active.info.artifact_uri)
-    log.info("Browse the runs with: %s", tracking.ui_command(uri))
+    log.info("Browse the runs with: %s", tracking.ui_command(shown_uri))
     return _best(history, test, cfg.metric)
 
 
@@ -75,12 +89,13 @@ def _train_and_log(cfg, data, phase, model) -> tuple[dict, dict]:
          "data.classes": ",".join(data.class_names)}
     )  # fmt: skip
     tracking.log_inputs(cfg.dataset.name, data)
-    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    mlflow.log_text(tracking.redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
 
     stages: list[str] = []
     started = time.perf_counter()
     history = phase.train(model, cfg, data, _callback_factory(stages))
     train_time = time.perf_counter() - started
+    _check_finite(history)
     mlflow.set_tag("stages", ",".join(stages))
     log.info("Trained in %.1f s", train_time)
 
@@ -117,12 +132,58 @@ def _parent_tag(uri: str) -> dict[str, str]:
 
 def _callback_factory(stages: list[str]):
     """Callbacks for each stage of a phase; stage k's epochs log ``stage=k`` on the shared axis."""
+    import keras
 
     def callbacks(stage: str, first_step: int) -> list:
         stages.append(f"{stage}@{first_step}")
-        return [tracking.metrics_logger(first_step, {"stage": len(stages) - 1})]
+        return [
+            tracking.metrics_logger(first_step, {"stage": len(stages) - 1}),
+            keras.callbacks.TerminateOnNaN(),  # stop within the batch, not epochs later
+        ]
 
     return callbacks
+
+
+def _check_finite(history: dict[str, list[float]]) -> None:
+    """Refuse a run whose loss blew up (TerminateOnNaN has already stopped its training)."""
+    losses = history.get("loss", [])
+    if not all(np.isfinite(losses)):
+        raise TrainingError(
+            f"the training loss became NaN or infinite in epoch {len(losses)}; "
+            "lower optimizer.lr or check the data"
+        )
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """Turn SIGTERM into KeyboardInterrupt, so a killed job ends its run as KILLED."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _end_unfinished(exc: BaseException) -> None:
+    """Record why the run stopped; an interruption ends it KILLED rather than FAILED."""
+    import mlflow
+
+    reason = f"{type(exc).__name__}: {exc}"[:500]
+    try:
+        mlflow.set_tag("failure_reason", reason)
+        mlflow.flush_async_logging()
+    except Exception:  # the store itself may be what failed
+        log.warning("could not record the failure reason in MLflow: %s", reason)
+    if isinstance(exc, KeyboardInterrupt):
+        log.warning("Interrupted: the run ends KILLED; what was logged so far stays")
+        mlflow.end_run("KILLED")
 
 
 def _seed(seed: int, deterministic: bool) -> None:
