@@ -70,7 +70,9 @@ def test_missing_imagenet_weights_stop_before_training_with_both_remedies(workdi
     result = run_cli(
         "backbone=mobilenet", "phase=transfer", "dataset=shapes", "dataset.image_size=72",
         "dataset.per_class=4", f"mlflow.tracking_uri={store_uri}", cwd=workdir,
-        env={"KERAS_HOME": str(workdir / "keras_home")},
+        # An empty cache, and no way out even on a machine with internet access.
+        env={"KERAS_HOME": str(workdir / "keras_home"), "HTTPS_PROXY": "http://127.0.0.1:9",
+             "https_proxy": "http://127.0.0.1:9"},
     )  # fmt: skip
     assert result.returncode == 2
     error = result.stderr.strip().splitlines()[-1]

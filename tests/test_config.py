@@ -116,7 +116,13 @@ def test_command_line_lists_options_for_unknown_backbone(workdir):
     assert "custom_cnn" in result.stderr
 
 
-def test_help_and_cfg_job_do_not_import_tensorflow(workdir):
+def test_help_lists_the_groups(workdir):
+    result = run_cli("--help", cwd=workdir)
+    assert result.returncode == 0
+    assert "backbone: custom_cnn, mobilenet, vgg16, xception" in result.stdout
+
+
+def test_cfg_job_does_not_import_tensorflow(workdir):
     code = (
         "import sys; sys.argv=['experiments','--cfg','job'];"
         "from experiments.app import main\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mlflow
 import numpy as np
+import pytest
 from helpers import run_cli
 from PIL import Image
 
@@ -52,3 +53,27 @@ def test_image_folder_needs_a_root(workdir):
     result = run_cli("dataset=image_folder", cwd=workdir)
     assert result.returncode != 0
     assert "dataset.root" in result.stderr
+
+
+def test_a_split_left_empty_is_refused_before_training(workdir):
+    from experiments import datasets
+    from experiments.config import compose
+    from experiments.errors import DataError
+
+    write_folder(workdir / "fruit")
+    cfg = compose(["dataset=image_folder", "dataset.root=fruit", "dataset.image_size=32",
+                   "dataset.test_split=0"])  # fmt: skip
+    with pytest.raises(DataError, match="the test split is empty"):
+        datasets.load(cfg.dataset, cfg.seed)
+
+
+def test_a_class_named_twice_is_refused(workdir):
+    from experiments import datasets
+    from experiments.config import compose
+    from experiments.errors import ConfigError
+
+    write_folder(workdir / "fruit")
+    cfg = compose(["dataset=image_folder", "dataset.root=fruit", "dataset.image_size=32",
+                   "dataset.classes=[apples,pears,apples]"])  # fmt: skip
+    with pytest.raises(ConfigError, match="named twice"):
+        datasets.load(cfg.dataset, cfg.seed)

@@ -27,7 +27,9 @@ def test_command_line_run_lands_a_complete_mlflow_run(workdir, store_uri, fashio
     result = run_cli(*QUICK, "trainer.epochs=2", f"mlflow.tracking_uri={store_uri}", cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
-    assert "Fashion-MNIST source: Debian package" in log or "Fashion-MNIST source" in log
+    source = f"Fashion-MNIST source: Debian package dataset-fashion-mnist ({fashion_dir})"
+    env_source = f"Fashion-MNIST source: $FASHION_MNIST_DIR ({fashion_dir})"
+    assert source in log or env_source in log
     assert "mlflow ui --backend-store-uri" in log and "--host 127.0.0.1" in log
 
     run = only_run(store_uri)

@@ -75,7 +75,25 @@ def test_credentials_never_become_params_or_tags(monkeypatch):
     assert flat["mlflow.tracking_uri"] == "http://***@127.0.0.1:5000"
     assert "s3cret" not in OmegaConf.to_yaml(OmegaConf.create(flat))
     monkeypatch.setattr(sys, "argv", ["experiments", f"mlflow.tracking_uri={secret_uri}"])
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret")
     tags = provenance.tags()
-    assert not any("s3cret" in value for value in tags.values())
-    assert tracking.redact("postgresql://bob:pw@db/mlflow") == "postgresql://***@db/mlflow"
+    assert tags["command"] == "experiments mlflow.tracking_uri=http://***@127.0.0.1:5000"
+    assert tracking.redact("postgresql://bob:p@ss@db/mlflow") == "postgresql://***@db/mlflow"
+    assert tracking.redact("http://host/path@x") == "http://host/path@x"  # not credentials
+
+
+def test_server_check_sends_the_uri_credentials_instead_of_refusing_them(monkeypatch):
+    import urllib.request
+
+    seen = {}
+
+    def fake_urlopen(request, timeout):
+        seen["url"], seen["auth"] = request.full_url, request.get_header("Authorization")
+        raise OSError("refused")
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    try:
+        tracking.check_server("http://alice:s3cret@127.0.0.1:9")
+    except Exception as exc:
+        assert "s3cret" not in str(exc)
+    assert seen["url"] == "http://127.0.0.1:9/health"
+    assert seen["auth"] == "Basic YWxpY2U6czNjcmV0"  # base64 of alice:s3cret

@@ -8,17 +8,27 @@ from experiments import study
 
 
 def test_study_runs_every_backbone_and_phase_then_the_custom_cnn_then_compare():
-    sweep, custom, compare = study.commands(["trainer.epochs=1", "backbone.weights=null"], False)
+    overrides = ["trainer.epochs=1", "backbone.weights=null", "mlflow.log_model=false"]
+    sweep, custom, compare = study.commands(overrides, False, "20260101-000000")
     assert sweep[:3] == [sys.executable, "-m", "experiments"]
     assert "-m" in sweep[3:] and "backbone=vgg16,xception,mobilenet" in sweep
     assert "phase=transfer,finetune" in sweep and "dataset=shapes" in sweep
-    assert "backbone.weights=null" in sweep and "mlflow.experiment_name=study" in sweep
+    assert (
+        "backbone.weights=null" in sweep and "mlflow.experiment_name=study-20260101-000000" in sweep
+    )
     assert "backbone=custom_cnn" in custom and "dataset=fashion_mnist" in custom
     assert "trainer.epochs=1" in custom and "backbone.weights=null" not in custom
-    assert compare[2] == "experiments.compare" and "mlflow.experiment_name=study" in compare
+    assert compare[2] == "experiments.compare"
+    assert "mlflow.experiment_name=study-20260101-000000" in compare
+    # compare is given only the keys it has; the rest would be refused as unknown.
+    from experiments.cli_args import parse
+    from experiments.compare import CompareArgs
+
+    parse(compare[3:], CompareArgs, "experiments.compare")
+    assert "mlflow.log_model=false" not in compare
 
 
 def test_study_uses_the_animals_folder_when_present():
-    sweep, _, _ = study.commands(["mlflow.experiment_name=mine"], True)
+    sweep, _, _ = study.commands(["mlflow.experiment_name=mine"], True, "x")
     assert "dataset=animals" in sweep and "mlflow.experiment_name=mine" in sweep
-    assert "mlflow.experiment_name=study" not in sweep
+    assert "mlflow.experiment_name=study-x" not in sweep

@@ -1,8 +1,8 @@
 """``python -m experiments.compare``: the runs of an experiment or a sweep, side by side.
 
 Prints the table in the terminal and writes it, with a bar chart of test accuracy and the
-validation curves of every run on one plot, to ``output_dir`` and to MLflow: on the sweep's
-parent run when ``parent=`` is given, else on a new comparison run.
+validation curves of every run on one plot, to ``output_dir`` and to MLflow, on a comparison
+run of its own (a child of the sweep's parent when ``parent=`` is given).
 """
 
 from __future__ import annotations
@@ -35,15 +35,19 @@ class CompareArgs:
 
 
 def select_runs(client, experiment_id: str, parent: str | None, filter_string: str | None):
-    """Finished training runs (no sweeps, no comparisons) matching the selection."""
+    """Training runs (no sweeps, no comparisons) matching the selection."""
+    from mlflow.exceptions import MlflowException
+
     clauses = ["tags.`experiments.kind` IS NULL"]
     if parent:
         clauses.append(f"tags.`mlflow.parentRunId` = '{parent}'")
     if filter_string:
-        clauses.append(f"({filter_string})" if " or " in filter_string.lower() else filter_string)
+        clauses.append(filter_string)  # MLflow's filter grammar has AND only
     try:
         return client.search_runs([experiment_id], " AND ".join(clauses), max_results=5000)
-    except Exception as exc:  # a malformed filter string
+    except MlflowException as exc:
+        if exc.error_code != "INVALID_PARAMETER_VALUE":
+            raise
         raise ConfigError("filter", str(exc).splitlines()[0]) from exc
 
 
@@ -54,12 +58,16 @@ def _compare(argv: list[str]) -> int:
     from experiments import summary, tracking
 
     uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    shown = tracking.redact(uri)
+    db = tracking.sqlite_path(uri)
+    if db is not None and not db.is_file():  # MLflow would create an empty store here
+        raise TrackingError(f"no MLflow store at {shown}: set mlflow.tracking_uri= or run here")
     client = mlflow.MlflowClient(uri)
     if parent := cfg.parent:
         try:
             experiment_id = client.get_run(parent).info.experiment_id
         except Exception as exc:
-            raise ConfigError("parent", f"no run {parent} in {uri}") from exc
+            raise ConfigError("parent", f"no run {parent} in {shown}") from exc
     else:
         experiment = client.get_experiment_by_name(cfg.mlflow.experiment_name)
         if experiment is None:
@@ -69,22 +77,28 @@ def _compare(argv: list[str]) -> int:
         experiment_id = experiment.experiment_id
     runs = select_runs(client, experiment_id, cfg.parent, cfg.filter)
     if not runs:
-        raise ConfigError("filter", f"no runs to compare in {uri} for this selection")
+        raise ConfigError("filter", f"no runs to compare in {shown} for this selection")
     table = summary.rows(runs, cfg.metric)
     print(summary.to_text(table, cfg.metric))
     paths = summary.write_files(client, table, cfg.metric, Path(cfg.output_dir))
     print(f"\nWrote {', '.join(str(p) for p in paths)}")
     if cfg.log:
-        target = cfg.parent or _comparison_run(client, experiment_id, cfg)
-        summary.log_to_run(client, target, table, cfg.metric)
-        if not cfg.parent:
-            client.set_terminated(target, "FINISHED")
-        print(f"Logged to run {target} in {uri}")
+        target = _comparison_run(client, experiment_id, cfg)
+        try:
+            summary.log_to_run(client, target, table, cfg.metric)
+        except BaseException:
+            client.set_terminated(target, "FAILED")
+            raise
+        client.set_terminated(target, "FINISHED")
+        print(f"Logged to run {target} in {shown}")
     return 0
 
 
 def _comparison_run(client, experiment_id: str, cfg) -> str:
+    """A run of its own for the comparison; under the sweep's parent when ``parent=`` is given."""
     tags = {"experiments.kind": "comparison", "filter": cfg.filter or "", "metric": cfg.metric}
+    if cfg.parent:
+        tags["mlflow.parentRunId"] = cfg.parent
     name = time.strftime("compare-%Y%m%d-%H%M%S")
     return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
 

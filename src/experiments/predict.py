@@ -62,10 +62,10 @@ class PredictArgs:
 
 
 def load_model(uri: str, tracking_uri: str):
-    """The pyfunc model at ``uri`` (``runs:/``, ``models:/`` or a folder), or a ConfigError."""
+    """The Keras model at ``uri`` (``runs:/``, ``models:/`` or a folder), loaded safely."""
     import mlflow
 
-    from experiments.tracking import sqlite_path
+    from experiments.tracking import load_logged_model, sqlite_path
 
     if not urlparse(uri).scheme and not Path(uri).exists():
         raise ConfigError(f"model={uri}", "no such folder, and not a runs:/ or models:/ URI")
@@ -78,12 +78,22 @@ def load_model(uri: str, tracking_uri: str):
         )
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        model = mlflow.pyfunc.load_model(uri)
-    except Exception as exc:  # MLflow and the flavours raise all sorts: each means "no model"
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise ConfigError(f"model={uri}", reason) from exc
+        keras_model, description = load_logged_model(uri, key=f"model={uri}")
+    except ConfigError as exc:
+        raise ConfigError(f"model={uri}", str(exc).split(": ", 1)[1]) from None
+    model = _SafeModel(keras_model, description)
     input_shape(model, uri)  # fail now, before any image is read, if the input is not an image
     return model
+
+
+class _SafeModel:
+    """A Keras model loaded in safe mode, with its MLmodel description as ``metadata``."""
+
+    def __init__(self, keras_model, description):
+        self.keras_model, self.metadata = keras_model, description
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.keras_model.predict(batch, verbose=0))
 
 
 def input_shape(model, uri: str = "model") -> tuple[int, int]:

@@ -49,8 +49,12 @@ def configure_threads(threads: int | None, logical_cpus: int | None) -> int:
             )
     except RuntimeError:
         # TensorFlow already started in this process (an earlier job of the same worker).
-        log.debug("TensorFlow's runtime is already initialised; threads left as they are")
-    return intra
+        if logical_cpus:
+            log.warning(
+                "trainer.logical_cpus=%d not applied: TensorFlow already started", logical_cpus
+            )
+        log.info("TensorFlow already started in this process; its thread pools stay as they are")
+    return tf.config.threading.get_intra_op_parallelism_threads() or cores  # 0: all cores
 
 
 def strategy(name: str):

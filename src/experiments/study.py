@@ -2,30 +2,36 @@
 
 VGG16, Xception and MobileNet, each with ``transfer`` and ``finetune``, on the reference
 report's image folder (``data/animals``; the synthetic ``shapes`` when it is missing), plus
-the custom CNN on Fashion-MNIST, all in the MLflow experiment ``study``, compared side by
-side at the end. Overrides apply to every run, except ``dataset.*``, ``backbone.*`` and
-``phase.*``, which apply to the image sweep only.
+the custom CNN on Fashion-MNIST, all in a new MLflow experiment ``study-<date>-<time>``,
+compared side by side at the end. Overrides apply to every run, except ``dataset.*``,
+``backbone.*`` and ``phase.*``, which apply to the image sweep only.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from experiments.datasets.animals import DEFAULT_ROOT as ANIMALS
 
 IMAGE_ONLY = ("dataset.", "backbone.", "phase.")
+COMPARE_KEYS = ("mlflow.tracking_uri=", "mlflow.experiment_name=")
 
 
-def commands(overrides: list[str], animals_present: bool) -> list[list[str]]:
-    """The three command lines of the study: image sweep, custom CNN, comparison."""
+def commands(overrides: list[str], animals_present: bool, stamp: str) -> list[list[str]]:
+    """The three command lines of the study: image sweep, custom CNN, comparison.
+
+    Each study gets an MLflow experiment of its own (``study-<stamp>``), so its closing
+    table holds its seven runs and no earlier ones.
+    """
     if not any(o.startswith("mlflow.experiment_name=") for o in overrides):
-        overrides = [*overrides, "mlflow.experiment_name=study"]
+        overrides = [*overrides, f"mlflow.experiment_name=study-{stamp}"]
     dataset = "animals" if animals_present else "shapes"
     shared = [o for o in overrides if not o.startswith(IMAGE_ONLY)]
     python = [sys.executable, "-m"]
-    compare = [o for o in overrides if o.startswith("mlflow.")]
+    compare = [o for o in overrides if o.startswith(COMPARE_KEYS)]
     return [
         [*python, "experiments", "-m", "backbone=vgg16,xception,mobilenet",
          "phase=transfer,finetune", f"dataset={dataset}", *overrides],
@@ -44,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     failed = 0
-    for command in commands(overrides, animals_present):
+    for command in commands(overrides, animals_present, time.strftime("%Y%m%d-%H%M%S")):
         print("+ " + " ".join(command[1:]), flush=True)
         failed += subprocess.run(command).returncode != 0
     raise SystemExit(1 if failed else 0)

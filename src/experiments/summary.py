@@ -130,6 +130,10 @@ def to_csv(table: list[dict]) -> str:
     return out.getvalue()
 
 
+def _label(row: dict) -> str:
+    return f"{row['run']} ({row['run_id'][:8]})"
+
+
 def write_files(client, table: list[dict], metric: str, folder: Path) -> list[Path]:
     """The table as CSV and Markdown, a bar chart of test accuracy, the validation curves."""
     import matplotlib.pyplot as plt
@@ -142,14 +146,13 @@ def write_files(client, table: list[dict], metric: str, folder: Path) -> list[Pa
     paths = [folder / "comparison.csv", folder / "comparison.md"]
     finished = [row for row in table if row.get("test_accuracy") is not None]
     if finished:
-        figure = reports.accuracy_bars(
-            [row["run"] for row in finished], [row["test_accuracy"] for row in finished]
-        )
+        labels = [_label(row) for row in finished]  # run names repeat across seeds and sweeps
+        figure = reports.accuracy_bars(labels, [row["test_accuracy"] for row in finished])
         figure.savefig(folder / "test_accuracy.png", dpi=100)
         plt.close(figure)
         curves = {
-            row["run"]: [m.value for m in client.get_metric_history(row["run_id"], "val_accuracy")]
-            for row in finished
+            label: [m.value for m in client.get_metric_history(row["run_id"], "val_accuracy")]
+            for label, row in zip(labels, finished, strict=True)
         }
         figure = reports.overlaid_curves(curves, "val_accuracy")
         figure.savefig(folder / "val_accuracy_curves.png", dpi=100)
@@ -164,7 +167,9 @@ def log_to_run(client, run_id: str, table, metric: str, failed_jobs=()) -> None:
         for path in write_files(client, table, metric, Path(tmp)):
             client.log_artifact(run_id, str(path), "summary")
     key = sort_key(metric)
-    best = next((row for row in table if row.get(key) is not None), None)
+    best = next(
+        (row for row in table if row.get(key) is not None and row["status"] == "FINISHED"), None
+    )
     if best is not None:
         client.set_tag(run_id, "best_run_id", best["run_id"])
         client.set_tag(run_id, "best_run_name", best["run"])

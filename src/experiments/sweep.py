@@ -8,9 +8,13 @@ process or machine it runs in. At the end it summarises the children on the pare
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import shutil
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +69,13 @@ class MlflowSweepCallback(Callback):
                   "command": tracking.redact(" ".join(sys.argv))},
         )  # fmt: skip
         info = {"run_id": parent.info.run_id, "tracking_uri": uri, "experiment_id": experiment_id}
+        shutil.rmtree(sweep_dir / FAILED_DIR, ignore_errors=True)  # a reused sweep folder
         (sweep_dir / PARENT_FILE).write_text(json.dumps(info))
         log.info("MLflow sweep parent run %s in %s", parent.info.run_id, tracking.redact(uri))
+        # Hydra skips on_multirun_end when the sweep is interrupted or its sweeper fails:
+        # the parent must not stay RUNNING for ever.
+        atexit.register(_end_if_running, uri, parent.info.run_id)
+        _interrupt_on_sigterm()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         import mlflow
@@ -88,10 +97,31 @@ class MlflowSweepCallback(Callback):
             json.loads(p.read_text()) for p in sorted((sweep_dir / FAILED_DIR).glob("*.json"))
         ]
         table = summary.rows(children, config.metric)
-        summary.log_to_run(client, info["run_id"], table, config.metric, failed_jobs)
-        client.set_terminated(info["run_id"], "FINISHED")
+        try:
+            summary.log_to_run(client, info["run_id"], table, config.metric, failed_jobs)
+        finally:
+            client.set_terminated(info["run_id"], "FINISHED")
         print(summary.to_text(table, config.metric), flush=True)
         for job in failed_jobs:
             print(f"job #{job['job']} ({' '.join(job['overrides'])}) failed: {job['error']}")
         if failed_jobs:
             raise SystemExit(1)
+
+
+def _end_if_running(uri: str, run_id: str) -> None:
+    """At exit, end a sweep parent that its summary never ended (KILLED: the sweep stopped)."""
+    import mlflow
+
+    try:
+        client = mlflow.MlflowClient(uri)
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_tag(run_id, "failure_reason", "the sweep stopped before its summary")
+            client.set_terminated(run_id, "KILLED")
+    except Exception as exc:  # the store may be gone; nothing more to save
+        log.warning("could not end the sweep's parent run %s: %s", run_id, exc)
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM stops the launching process like Ctrl-C, so exit handlers still run."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)

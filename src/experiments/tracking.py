@@ -82,11 +82,20 @@ def check_server(uri: str, timeout: float = 10.0) -> None:
 
     MLflow's own client retries with back-off for minutes before giving up.
     """
+    import base64
     import urllib.error
+    import urllib.parse
     import urllib.request
 
+    parts = urllib.parse.urlsplit(uri)
+    netloc = parts.netloc.rpartition("@")[2]
+    request = urllib.request.Request(f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}/health")
+    if parts.username is not None:  # user:password@ in the URI: send it as MLflow's client does
+        user, password = (urllib.parse.unquote(v or "") for v in (parts.username, parts.password))
+        token = f"{user}:{password}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(token.encode()).decode())
     try:
-        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
+        urllib.request.urlopen(request, timeout=timeout).close()
     except urllib.error.HTTPError:
         return  # it answered: a proxy or an older server without /health
     except (OSError, ValueError) as exc:
@@ -97,7 +106,7 @@ def check_server(uri: str, timeout: float = 10.0) -> None:
         ) from None
 
 
-_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+_CREDENTIALS = re.compile(r"(?<=://)[^/\s]*@")  # greedy: up to the authority's last @
 
 
 def redact(text: str) -> str:
@@ -163,17 +172,27 @@ def log_keras_model(model, class_names: list[str]) -> str:
 
 
 def load_logged_model(uri: str, key: str):
-    """The Keras model at ``uri`` (a model URI or a path), loaded in Keras' safe mode."""
+    """The Keras model at ``uri`` (a model URI or a folder) and its MLmodel description.
+
+    Only the keras flavour saved as a ``.keras`` file is accepted, and it is loaded with
+    Keras' safe mode on: a model file from elsewhere cannot run code on this machine.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
 
     from experiments.errors import ConfigError
 
     try:
-        return mlflow.keras.load_model(uri)
+        description = Model.load(uri)
+        flavour = description.flavors.get("keras")
+        if flavour is None or flavour.get("save_exported_model"):
+            raise ConfigError(key, f"{uri} is not a Keras model saved by this project")
+        model = mlflow.keras.load_model(uri, load_model_kwargs={"safe_mode": True})
     except (MlflowException, OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0][:300]
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise ConfigError(key, f"cannot load a model from {uri}: {reason}") from exc
+    return model, description
 
 
 def log_inputs(name: str, data) -> None:

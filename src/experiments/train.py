@@ -86,8 +86,9 @@ def _train_and_log(cfg, data, phase, model) -> tuple[dict, dict]:
     mlflow.log_params(
         {"data.train_size": len(data.x_train), "data.val_size": len(data.x_val),
          "data.test_size": len(data.x_test), "data.source": data.source,
-         "data.classes": ",".join(data.class_names)}
+         "data.classes": ",".join(data.class_names)[:1000]}  # the whole list: class_names.json
     )  # fmt: skip
+    mlflow.log_dict({"class_names": data.class_names}, "class_names.json")
     tracking.log_inputs(cfg.dataset.name, data)
     mlflow.log_text(tracking.redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
 
@@ -110,6 +111,8 @@ def _train_and_log(cfg, data, phase, model) -> tuple[dict, dict]:
     }  # fmt: skip
     if history.get("val_accuracy"):
         metrics["best_val_accuracy"] = max(history["val_accuracy"])
+    if history.get("val_loss"):
+        metrics["best_val_loss"] = min(history["val_loss"])
     mlflow.log_metrics(metrics)
     _log_reports(cfg, data, probs, history)
     if cfg.mlflow.log_model:

@@ -57,7 +57,7 @@ def _copy_from_run(base, uri: str, name: str) -> None:
     """Start from the base of an earlier run's model (same backbone, same input shape)."""
     from experiments.tracking import load_logged_model
 
-    model = load_logged_model(uri, key="backbone.weights")
+    model, _ = load_logged_model(uri, key="backbone.weights")
     try:
         source = model.get_layer("base")
     except ValueError:

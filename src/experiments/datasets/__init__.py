@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from experiments.errors import ConfigError
+from experiments.errors import ConfigError, DataError
 
 
 @dataclass
@@ -48,11 +48,25 @@ def load(dataset_cfg, seed: int, channels: int | None = None) -> Splits:
     if channels is not None and channels != dataset_cfg.channels:
         dataset_cfg = OmegaConf.merge(dataset_cfg, {"channels": channels})
     if not dataset_cfg.classes:
-        return module.load(dataset_cfg, seed)
-    # Choose the classes first, then cap: dataset.limit counts the kept classes' images.
-    splits = module.load(OmegaConf.merge(dataset_cfg, {"limit": None}), seed)
-    splits = keep_classes(splits, list(dataset_cfg.classes))
-    return cap(splits, dataset_cfg.limit, dataset_cfg.val_split, seed)
+        splits = module.load(dataset_cfg, seed)
+    else:
+        # Choose the classes first, then cap: dataset.limit counts the kept classes' images.
+        splits = module.load(OmegaConf.merge(dataset_cfg, {"limit": None}), seed)
+        splits = keep_classes(splits, list(dataset_cfg.classes))
+        splits = cap(splits, dataset_cfg.limit, dataset_cfg.val_split, seed)
+    _check_not_empty(splits, dataset_cfg.name)
+    return splits
+
+
+def _check_not_empty(splits: Splits, name: str) -> None:
+    """Every split needs images: an empty one fails only after training, or silently."""
+    sizes = {part: len(getattr(splits, f"y_{part}")) for part in ("train", "val", "test")}
+    empty = [part for part, size in sizes.items() if size == 0]
+    if empty:
+        raise DataError(
+            f"dataset={name}: the {' and '.join(empty)} split is empty ({sizes}); add images, "
+            "raise dataset.val_split / dataset.test_split, or provide val/ and test/ folders"
+        )
 
 
 def cap(splits: Splits, limit: int | None, val_split: float, seed: int) -> Splits:
@@ -82,8 +96,10 @@ def keep_classes(splits: Splits, wanted: list[str]) -> Splits:
             raise ConfigError(
                 "dataset.classes", f"unknown class {item!r}; known: {splits.class_names}"
             )
-    if len(set(indices)) < 2:
-        raise ConfigError("dataset.classes", "keep at least 2 distinct classes")
+    if len(set(indices)) != len(indices):
+        raise ConfigError("dataset.classes", f"a class is named twice in {wanted}")
+    if len(indices) < 2:
+        raise ConfigError("dataset.classes", "keep at least 2 classes")
     relabel = np.full(len(splits.class_names), -1, np.int64)
     relabel[indices] = np.arange(len(indices))
     for part in ("train", "val", "test"):

@@ -25,7 +25,19 @@ def build(cfg, data):
         return backbones.build(cfg, data.input_shape, data.num_classes, frozen_bn=True)
     from experiments.tracking import load_logged_model
 
-    model = load_logged_model(cfg.phase.init_from, key="phase.init_from")
+    model, description = load_logged_model(cfg.phase.init_from, key="phase.init_from")
+    if model.name != cfg.backbone.name:
+        raise ConfigError(
+            "phase.init_from",
+            f"{cfg.phase.init_from} is a {model.name} model: add backbone={model.name}",
+        )
+    classes = (description.metadata or {}).get("class_names")
+    if classes is not None and list(classes) != list(data.class_names):
+        raise ConfigError(
+            "phase.init_from",
+            f"{cfg.phase.init_from} was trained on classes {classes}, the data has "
+            f"{data.class_names}: the labels would not mean the same",
+        )
     if tuple(model.input_shape[1:]) != tuple(data.input_shape):
         raise ConfigError(
             "phase.init_from",
