@@ -18,6 +18,7 @@ PHASES = ["scratch", "transfer", "finetune"]
 QUICK = [
     "dataset=shapes", "dataset.image_size=72", "dataset.per_class=8", "backbone.weights=null",
     "trainer.epochs=1", "phase.warmup_epochs=1", "trainer.verbose=0", "mlflow.samples=4",
+    "trainer.checkpoints=false",  # checkpoints are tested with the main job
 ]  # fmt: skip
 
 

@@ -62,6 +62,10 @@ def test_command_line_run_lands_a_complete_mlflow_run(workdir, store_uri, fashio
     assert table["columns"][:3] == ["sample", "true", "top1"] and len(table["data"]) == 6
     for png in ("plots/confusion_matrix.png", "plots/misclassified.png"):
         assert (artifacts / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Checkpoints: the last epoch's and the best epoch's whole model, logged at the end.
+    for name in ("last.keras", "best.keras"):
+        assert (artifacts / "checkpoints" / name).stat().st_size > 100_000
+    assert (workdir / "checkpoints" / run.info.run_id / "last.keras").is_file()
     per_class = json.loads((artifacts / "metrics/per_class.json").read_text())
     assert per_class["columns"] == ["class", "precision", "recall", "f1", "support"]
     assert sum(row[4] for row in per_class["data"]) == 10000  # the whole test set

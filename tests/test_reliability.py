@@ -61,12 +61,18 @@ def test_sigterm_ends_the_run_killed_and_keeps_its_metrics(workdir, store_uri, f
         time.sleep(0.5)
     assert run_id, "the run never logged its first epoch"
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=60)
+    stdout, stderr = process.communicate(timeout=60)
     assert process.returncode != 0
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"
     assert "KeyboardInterrupt" in run.data.tags["failure_reason"]
     assert len(client.get_metric_history(run_id, "val_accuracy")) >= 1
+    # The latest checkpoint stays on disk, its folder is in the log, and it was logged.
+    folder = workdir / "checkpoints" / run_id
+    assert (folder / "last.keras").is_file()
+    assert str(folder) in (stdout + stderr).decode()
+    logged = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
+    assert "checkpoints/last.keras" in logged
 
 
 def test_credentials_never_become_params_or_tags(monkeypatch):

@@ -83,6 +83,7 @@ class TrainerConfig:
     strategy: str = "default"  # default | mirrored (all local GPUs) | multi_worker ($TF_CONFIG)
     threads: int | None = None  # TensorFlow's intra-op threads; null = cores / parallel jobs
     logical_cpus: int | None = None  # split the CPU into N devices (mirrored without GPUs)
+    checkpoints: bool = True  # save best.keras and last.keras every epoch; logged at the end
 
 
 @dataclass

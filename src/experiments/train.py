@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -93,9 +94,12 @@ def _train_and_log(cfg, data, phase, model) -> tuple[dict, dict]:
     mlflow.log_text(tracking.redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
 
     stages: list[str] = []
+    folder = checkpoint_folder(mlflow.active_run().info.run_id) if cfg.trainer.checkpoints else None
     started = time.perf_counter()
-    history = phase.train(model, cfg, data, _callback_factory(stages))
+    history = phase.train(model, cfg, data, _callback_factory(stages, folder))
     train_time = time.perf_counter() - started
+    if folder is not None and folder.is_dir():
+        mlflow.log_artifacts(str(folder), "checkpoints")
     _check_finite(history)
     mlflow.set_tag("stages", ",".join(stages))
     log.info("Trained in %.1f s", train_time)
@@ -133,16 +137,34 @@ def _parent_tag(uri: str) -> dict[str, str]:
     return {"mlflow.parentRunId": parent["run_id"]}
 
 
-def _callback_factory(stages: list[str]):
-    """Callbacks for each stage of a phase; stage k's epochs log ``stage=k`` on the shared axis."""
+def checkpoint_folder(run_id: str) -> Path:
+    """Where a run's checkpoints are written while it trains: ``checkpoints/<run_id>/``."""
+    return Path.cwd() / "checkpoints" / run_id
+
+
+def _callback_factory(stages: list[str], folder: Path | None):
+    """Callbacks for each stage of a phase; stage k's epochs log ``stage=k`` on the shared axis.
+
+    With ``folder``, the whole model is saved after every epoch (``last.keras``) and when
+    ``val_accuracy`` improves (``best.keras``), so a crash leaves the latest on disk.
+    """
     import keras
 
     def callbacks(stage: str, first_step: int) -> list:
         stages.append(f"{stage}@{first_step}")
-        return [
+        found = [
             tracking.metrics_logger(first_step, {"stage": len(stages) - 1}),
             keras.callbacks.TerminateOnNaN(),  # stop within the batch, not epochs later
         ]
+        if folder is not None:
+            found += [
+                keras.callbacks.ModelCheckpoint(str(folder / "last.keras")),
+                keras.callbacks.ModelCheckpoint(
+                    str(folder / "best.keras"), monitor="val_accuracy", mode="max",
+                    save_best_only=True,
+                ),
+            ]  # fmt: skip
+        return found
 
     return callbacks
 
@@ -184,6 +206,13 @@ def _end_unfinished(exc: BaseException) -> None:
         mlflow.flush_async_logging()
     except Exception:  # the store itself may be what failed
         log.warning("could not record the failure reason in MLflow: %s", reason)
+    folder = checkpoint_folder(mlflow.active_run().info.run_id)
+    if folder.is_dir():
+        log.warning("The latest checkpoints of this run are in %s", folder)
+        try:
+            mlflow.log_artifacts(str(folder), "checkpoints")
+        except Exception:
+            log.warning("could not log the checkpoints to MLflow; they stay in %s", folder)
     if isinstance(exc, KeyboardInterrupt):
         log.warning("Interrupted: the run ends KILLED; what was logged so far stays")
         mlflow.end_run("KILLED")
