@@ -8,9 +8,18 @@ import sys
 from pathlib import Path
 
 
+def user_environment() -> dict[str, str]:
+    """This process's environment as a user's shell would have it.
+
+    Without PYTEST_CURRENT_TEST: MLflow switches on checks of its own test suite when it
+    sees that variable, and the commands under test must run as they do for users.
+    """
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+
 def run_cli(*overrides: str, cwd: Path, env: dict | None = None, module: str = "experiments"):
     """Run ``python -m <module> overrides...`` as a user would; return the CompletedProcess."""
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    full_env = {**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", module, *overrides],
         cwd=cwd,

@@ -8,7 +8,7 @@ import sys
 import time
 
 import mlflow
-from helpers import run_cli
+from helpers import run_cli, user_environment
 from omegaconf import OmegaConf
 
 from experiments import provenance, tracking
@@ -46,7 +46,9 @@ def test_sigterm_ends_the_run_killed_and_keeps_its_metrics(workdir, store_uri, f
         sys.executable, "-m", "experiments", "dataset.limit=20000", "trainer.epochs=20",
         "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}",
     ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, cwd=workdir, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     client = mlflow.MlflowClient(store_uri)
     deadline = time.monotonic() + 120
     run_id = None

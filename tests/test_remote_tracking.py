@@ -11,7 +11,7 @@ import urllib.request
 import mlflow
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import run_cli, user_environment
 
 
 def free_port() -> int:
@@ -27,7 +27,7 @@ def server(tmp_path):
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
          "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=user_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

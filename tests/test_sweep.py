@@ -10,10 +10,22 @@ import time
 
 import mlflow
 import pytest
-from helpers import run_cli
+from helpers import run_cli, user_environment
 
 QUICK = ["dataset.limit=200", "trainer.epochs=1", "trainer.verbose=0", "mlflow.samples=2",
          "mlflow.log_model=false"]  # fmt: skip
+
+
+def failure_report(result, workdir) -> str:
+    """The sweep's output and its jobs' logs, to tell why a sweep failed."""
+    patterns = ("multirun/*/*/.failed_jobs/*.json", "multirun/*/*/*/*.log",
+                "multirun/*/*/.submitit/*/*.err")  # fmt: skip
+    logs = "\n".join(
+        f"--- {path}\n{path.read_text()[-3000:]}"
+        for pattern in patterns
+        for path in sorted(workdir.glob(pattern))
+    )
+    return f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}\n{logs}"
 
 
 def tree(uri: str):
@@ -37,7 +49,7 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
         "-m", *launcher, "optimizer.lr=1e-3,1e-4", *QUICK, f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, failure_report(result, workdir)
     client, parents, children = tree(store_uri)
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]
@@ -81,7 +93,7 @@ def test_optuna_search_leaves_a_parent_with_the_best_trial(workdir, store_uri, f
         "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", *QUICK,
         f"mlflow.tracking_uri={store_uri}", cwd=workdir,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, failure_report(result, workdir)
     client, parents, children = tree(store_uri)
     assert len(parents) == 1 and len(children) == 3
     parent = parents[0]
@@ -114,7 +126,9 @@ def test_an_interrupted_sweep_leaves_no_run_running(workdir, store_uri, fashion_
         sys.executable, "-m", "experiments", "-m", "optimizer.lr=1e-3,1e-4", "dataset.limit=20000",
         "trainer.epochs=20", "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}",
     ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, cwd=workdir, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     client = mlflow.MlflowClient(store_uri)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
