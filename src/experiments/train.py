@@ -72,7 +72,7 @@ def run(cfg: DictConfig) -> float:
                 _end_unfinished(exc)
                 raise
     finally:
-        _release(model)
+        _release()
     log.info("test_accuracy=%.4f test_loss=%.4f", test["accuracy"], test["loss"])
     log.info("Run %s FINISHED; artifacts in %s", active.info.run_id, active.info.artifact_uri)
     log.info("Browse the runs with: %s", tracking.ui_command(shown_uri))
@@ -227,11 +227,10 @@ def _seed(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _release(model) -> None:
+def _release() -> None:
     """Free the graph between jobs that share a process (Hydra's basic launcher)."""
     import keras
 
-    del model
     keras.backend.clear_session()
 
 

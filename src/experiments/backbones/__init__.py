@@ -25,7 +25,7 @@ class BackboneSpec:
     min_size: int  # smallest input height/width the network accepts
     channels: int | None  # input channels the network needs; None = any
     imagenet: bool  # whether ImageNet weights exist for it
-    preprocessing: str  # what its in-model preprocessing does, for the docs and logs
+    preprocessing: str  # what its in-model preprocessing does, in words (README's table)
     head_units: int = 0  # a hidden dense layer in the head (0: none)
 
 
@@ -43,10 +43,6 @@ def _module(name: str) -> ModuleType:
 def spec(name: str) -> BackboneSpec:
     """The facts about backbone ``name``; raises ConfigError for an unknown name."""
     return _module(name).SPEC
-
-
-def names() -> list[str]:
-    return list(_MODULES)
 
 
 def build(cfg, input_shape: tuple[int, ...], num_classes: int, *, frozen_bn: bool = False):
