@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -41,9 +42,9 @@ def test_nan_loss_stops_training_and_fails_the_run_with_the_reason(workdir, stor
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 1  # stopped at once
 
 
-def test_sigterm_ends_the_run_killed_and_keeps_its_metrics(workdir, store_uri, fashion_dir):
+def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri, fashion_dir):
     command = [
-        sys.executable, "-m", "experiments", "dataset.limit=20000", "trainer.epochs=20",
+        sys.executable, "-m", "experiments", "dataset.limit=12000", "trainer.epochs=4",
         "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}",
     ]  # fmt: skip
     process = subprocess.Popen(
@@ -60,7 +61,7 @@ def test_sigterm_ends_the_run_killed_and_keeps_its_metrics(workdir, store_uri, f
         if runs and client.get_metric_history(runs[0].info.run_id, "val_accuracy"):
             run_id = runs[0].info.run_id
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert run_id, "the run never logged its first epoch"
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
@@ -68,13 +69,99 @@ def test_sigterm_ends_the_run_killed_and_keeps_its_metrics(workdir, store_uri, f
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"
     assert "KeyboardInterrupt" in run.data.tags["failure_reason"]
-    assert len(client.get_metric_history(run_id, "val_accuracy")) >= 1
+    epochs_before = len(client.get_metric_history(run_id, "val_accuracy"))
+    assert 1 <= epochs_before < 4
     # The latest checkpoint stays on disk, its folder is in the log, and it was logged.
     folder = workdir / "checkpoints" / run_id
-    assert (folder / "last.keras").is_file()
+    assert (folder / "last.keras").is_file() and (folder / "last.json").is_file()
     assert str(folder) in (stdout + stderr).decode()
     logged = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
-    assert "checkpoints/last.keras" in logged
+    assert {"checkpoints/last.keras", "checkpoints/last.json"} <= logged
+    done = json.loads((folder / "last.json").read_text())["epochs_done"]
+
+    # Resume: the same run goes on from the checkpoint and finishes; the step axis continues.
+    resumed = run_cli(
+        f"trainer.resume={run_id}", "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Resuming run {run_id}: stage scratch after {done} epoch(s)" in (
+        resumed.stdout + resumed.stderr
+    )
+    runs = client.search_runs([run.info.experiment_id])
+    assert [r.info.run_id for r in runs] == [run_id]  # no new run
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["resumed_at_step"] == str(done)
+    assert run.data.params["dataset.limit"] == "12000"  # its own config, not the defaults
+    steps = sorted({m.step for m in client.get_metric_history(run_id, "val_accuracy")})
+    assert steps == [0, 1, 2, 3]
+    assert "test_accuracy" in run.data.metrics
+    assert run.data.metrics["best_val_accuracy"] == max(
+        m.value for m in client.get_metric_history(run_id, "val_accuracy")
+    )
+    models = mlflow.search_logged_models([run.info.experiment_id], output_format="list")
+    assert [m.source_run_id for m in models] == [run_id]
+
+    # A finished run cannot be resumed: one line, exit 2, the run untouched.
+    again = run_cli(f"trainer.resume={run_id}", f"mlflow.tracking_uri={store_uri}", cwd=workdir)
+    assert again.returncode == 2
+    last = again.stderr.strip().splitlines()[-1]
+    assert last == f"error: trainer.resume: run {run_id} already FINISHED; nothing to resume"
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_resume_refuses_unknown_runs_and_config_changes(workdir, store_uri, fashion_dir):
+    unknown = run_cli("trainer.resume=0123abcd", f"mlflow.tracking_uri={store_uri}", cwd=workdir)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines()[-1] == (
+        "error: trainer.resume: no run 0123abcd in this tracking store"
+    )
+    # A killed run whose checkpoints folder is gone and never logged one.
+    mlflow.set_experiment("experiments")
+    with mlflow.start_run() as run:
+        mlflow.log_text("backbone:\n  name: custom_cnn\n  dropout: 0.0\n", "config.yaml")
+    client = mlflow.MlflowClient(store_uri)
+    client.set_terminated(run.info.run_id, "KILLED")
+    changed = run_cli(
+        f"trainer.resume={run.info.run_id}", "backbone.dropout=0.5", f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )  # fmt: skip
+    assert changed.returncode == 2
+    assert (
+        "was trained with backbone.dropout=0.0, this command asks for 0.5"
+        in (changed.stderr.strip().splitlines()[-1])
+    )
+    missing = run_cli(
+        f"trainer.resume={run.info.run_id}", f"mlflow.tracking_uri={store_uri}", cwd=workdir
+    )
+    assert missing.returncode == 2
+    assert f"run {run.info.run_id} has no checkpoint" in missing.stderr.strip().splitlines()[-1]
+    assert client.get_run(run.info.run_id).info.status == "KILLED"  # untouched
+
+
+def test_an_unwritable_output_folder_fails_before_anything_starts(workdir, store_uri):
+    # Root may write anywhere; a folder under a regular file cannot be created by anyone.
+    (workdir / "a-file").write_text("not a folder")
+    store_before = sorted((workdir / "store").iterdir())
+    result = run_cli("hydra.run.dir=a-file/out", f"mlflow.tracking_uri={store_uri}", cwd=workdir)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: hydra.run.dir: cannot write to {workdir / 'a-file' / 'out'}")
+    assert "Traceback" not in result.stderr
+    assert sorted((workdir / "store").iterdir()) == store_before  # nothing was created
+    assert (workdir / "a-file").read_text() == "not a folder"
+
+    store = run_cli("mlflow.tracking_uri=sqlite:///a-file/x/mlflow.db", cwd=workdir)
+    assert store.returncode == 2
+    assert "mlflow.tracking_uri" in store.stderr.strip().splitlines()[-1]
+    # The checkpoints folder is tried before the data is read.
+    (workdir / "checkpoints").write_text("in the way")
+    ckpt = run_cli(f"mlflow.tracking_uri={store_uri}", "trainer.epochs=1", cwd=workdir)
+    assert ckpt.returncode == 2
+    last = ckpt.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: trainer.checkpoints: cannot write to {workdir / 'checkpoints'}")
+    assert "Fashion-MNIST source" not in ckpt.stdout + ckpt.stderr
 
 
 def test_credentials_never_become_params_or_tags(monkeypatch):

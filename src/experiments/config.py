@@ -84,6 +84,7 @@ class TrainerConfig:
     threads: int | None = None  # TensorFlow's intra-op threads; null = cores / parallel jobs
     logical_cpus: int | None = None  # split the CPU into N devices (mirrored without GPUs)
     checkpoints: bool = True  # save best.keras and last.keras every epoch; logged at the end
+    resume: str | None = None  # a run id: continue that run from its last checkpoint
 
 
 @dataclass

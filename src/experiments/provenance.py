@@ -22,6 +22,15 @@ def tags() -> dict[str, str]:
     return found
 
 
+def overrides() -> list[str]:
+    """This job's command-line overrides (none outside a Hydra app)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
 def _hydra_overrides() -> str | None:
     from hydra.core.hydra_config import HydraConfig
 

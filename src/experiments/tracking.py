@@ -54,6 +54,12 @@ def init_store(uri: str, experiment_name: str) -> str:
     db = sqlite_path(uri)
     if db is not None and not db.parent.is_dir():
         raise TrackingError(f"mlflow.tracking_uri={uri}: folder {db.parent} does not exist")
+    if db is not None:  # the database and the artifacts beside it: writable, or stop now
+        from experiments.outputs import ensure_writable
+
+        remedy = "point mlflow.tracking_uri to a writable folder"
+        ensure_writable(db.parent, "mlflow.tracking_uri", remedy)
+        ensure_writable(db.parent / "mlruns", "mlflow.tracking_uri", remedy)
     if uri.startswith(("http://", "https://")):
         check_server(uri)
     mlflow.set_tracking_uri(uri)

@@ -12,7 +12,19 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from experiments import backbones, datasets, phases, provenance, reports, runtime, sweep, tracking
+from experiments import (
+    backbones,
+    checkpoints,
+    datasets,
+    outputs,
+    phases,
+    provenance,
+    reports,
+    resume,
+    runtime,
+    sweep,
+    tracking,
+)
 from experiments.config import flatten, validate
 from experiments.errors import TrainingError
 
@@ -30,6 +42,15 @@ def run(cfg: DictConfig) -> float:
         )
     uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri)
     experiment_id = tracking.init_store(uri, cfg.mlflow.experiment_name)
+    if cfg.trainer.checkpoints or cfg.trainer.resume:
+        outputs.ensure_writable(
+            checkpoints.folder(""), "trainer.checkpoints",
+            "run from a writable folder or set trainer.checkpoints=false",
+        )  # fmt: skip
+    resuming = None
+    if cfg.trainer.resume:
+        cfg, resuming = resume.prepare(cfg, uri, provenance.overrides())
+        validate(cfg)
     data = datasets.load(cfg.dataset, cfg.seed, channels=backbones.spec(cfg.backbone.name).channels)
     log.info(
         "Data: %d train / %d validation / %d test images of shape %s, %d classes",
@@ -45,7 +66,7 @@ def run(cfg: DictConfig) -> float:
     _seed(cfg.seed, cfg.trainer.deterministic)
     phase = phases.module(cfg.phase.name)
     with runtime.scope(distribution):
-        model = phase.build(cfg, data)
+        model = resume.load_model(resuming.model_path) if resuming else phase.build(cfg, data)
 
     import mlflow
 
@@ -53,21 +74,27 @@ def run(cfg: DictConfig) -> float:
         "backbone": cfg.backbone.name, "phase": cfg.phase.name, "dataset": cfg.dataset.name,
         "data.skipped_files": str(data.skipped), **provenance.tags(), **_parent_tag(uri),
     }  # fmt: skip
+    if resuming:  # the same run, its tags updated: where and how it was resumed
+        tags = {"resumed_at_step": str(resuming.state.next_step), **provenance.tags()}
+        opened = mlflow.start_run(run_id=resuming.run_id, tags=tags)
+    else:
+        opened = mlflow.start_run(
+            experiment_id=experiment_id, run_name=tracking.run_name(cfg), tags=tags
+        )
     shown_uri = tracking.redact(uri)
     try:
         with (
-            mlflow.start_run(
-                experiment_id=experiment_id, run_name=tracking.run_name(cfg), tags=tags
-            ) as active,
+            opened as active,
             _sigterm_interrupts(),
         ):
             log.info(
                 "MLflow run %s (%s) in %s", active.info.run_name, active.info.run_id, shown_uri
             )
-            mlflow.log_params({"runtime.threads": threads, "runtime.replicas": replicas})
+            if not resuming:
+                mlflow.log_params({"runtime.threads": threads, "runtime.replicas": replicas})
             try:
                 with runtime.scope(distribution):
-                    history, test = _train_and_log(cfg, data, phase, model)
+                    history, test = _train_and_log(cfg, data, phase, model, resuming)
             except BaseException as exc:
                 _end_unfinished(exc)
                 raise
@@ -79,25 +106,34 @@ def run(cfg: DictConfig) -> float:
     return _best(history, test, cfg.metric)
 
 
-def _train_and_log(cfg, data, phase, model) -> tuple[dict, dict]:
+def _train_and_log(cfg, data, phase, model, resuming=None) -> tuple[dict, dict]:
     """Everything inside the run: inputs, training, test metrics, reports, the model."""
     import mlflow
 
-    mlflow.log_params(flatten(cfg))
-    mlflow.log_params(
-        {"data.train_size": len(data.x_train), "data.val_size": len(data.x_val),
-         "data.test_size": len(data.x_test), "data.source": data.source,
-         "data.classes": ",".join(data.class_names)[:1000]}  # the whole list: class_names.json
-    )  # fmt: skip
-    mlflow.log_dict({"class_names": data.class_names}, "class_names.json")
-    tracking.log_inputs(cfg.dataset.name, data)
-    mlflow.log_text(tracking.redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
+    if resuming:
+        _log_resumed_settings(cfg)
+    else:
+        mlflow.log_params(flatten(cfg))
+        mlflow.log_params(
+            {"data.train_size": len(data.x_train), "data.val_size": len(data.x_val),
+             "data.test_size": len(data.x_test), "data.source": data.source,
+             "data.classes": ",".join(data.class_names)[:1000]}  # the whole list: class_names.json
+        )  # fmt: skip
+        mlflow.log_dict({"class_names": data.class_names}, "class_names.json")
+        tracking.log_inputs(cfg.dataset.name, data)
+        mlflow.log_text(tracking.redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
 
-    stages: list[str] = []
-    folder = checkpoint_folder(mlflow.active_run().info.run_id) if cfg.trainer.checkpoints else None
+    stages: list[str] = list(resuming.state.stages) if resuming else []
+    run_id = mlflow.active_run().info.run_id
+    folder = checkpoints.folder(run_id) if cfg.trainer.checkpoints or resuming else None
     started = time.perf_counter()
-    history = phase.train(model, cfg, data, _callback_factory(stages, folder))
+    history = phase.train(
+        model, cfg, data, _callback_factory(stages, folder, model),
+        start=resuming.state if resuming else None,
+    )  # fmt: skip
     train_time = time.perf_counter() - started
+    if resuming:  # the curves of the whole run, for the best epoch and the plots
+        history = phases.merge(resuming.history, history)
     if folder is not None and folder.is_dir():
         mlflow.log_artifacts(str(folder), "checkpoints")
     _check_finite(history)
@@ -137,33 +173,37 @@ def _parent_tag(uri: str) -> dict[str, str]:
     return {"mlflow.parentRunId": parent["run_id"]}
 
 
-def checkpoint_folder(run_id: str) -> Path:
-    """Where a run's checkpoints are written while it trains: ``checkpoints/<run_id>/``."""
-    return Path.cwd() / "checkpoints" / run_id
+def _log_resumed_settings(cfg) -> None:
+    """A resumed run's params stay as first logged; what the resume changed becomes tags."""
+    import mlflow
+
+    logged = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    changed = {
+        f"resumed.{key}": str(value)[:5000]
+        for key, value in flatten(cfg).items()
+        if key in logged and logged[key] != str(value)
+    }
+    if changed:
+        mlflow.set_tags(changed)
 
 
-def _callback_factory(stages: list[str], folder: Path | None):
+def _callback_factory(stages: list[str], folder: Path | None, model):
     """Callbacks for each stage of a phase; stage k's epochs log ``stage=k`` on the shared axis.
 
-    With ``folder``, the whole model is saved after every epoch (``last.keras``) and when
-    ``val_accuracy`` improves (``best.keras``), so a crash leaves the latest on disk.
+    With ``folder``, the whole ``model`` (even while only its head trains on cached
+    features) is saved after every epoch and at the stage's best ``val_accuracy``, with
+    where training stood, so a crash leaves the latest on disk and the run can resume.
     """
     import keras
 
     def callbacks(stage: str, first_step: int) -> list:
-        stages.append(f"{stage}@{first_step}")
-        found = [
-            tracking.metrics_logger(first_step, {"stage": len(stages) - 1}),
-            keras.callbacks.TerminateOnNaN(),  # stop within the batch, not epochs later
-        ]
-        if folder is not None:
-            found += [
-                keras.callbacks.ModelCheckpoint(str(folder / "last.keras")),
-                keras.callbacks.ModelCheckpoint(
-                    str(folder / "best.keras"), monitor="val_accuracy", mode="max",
-                    save_best_only=True,
-                ),
-            ]  # fmt: skip
+        entry = f"{stage}@{first_step}"
+        if entry not in stages:  # a resumed stage is already listed
+            stages.append(entry)
+        found = [keras.callbacks.TerminateOnNaN()]  # stop within the batch, not epochs later
+        if folder is not None:  # before the metrics: an epoch logged is an epoch saved
+            found.append(checkpoints.callback(folder, model, stage, first_step, stages))
+        found.append(tracking.metrics_logger(first_step, {"stage": stages.index(entry)}))
         return found
 
     return callbacks
@@ -206,7 +246,7 @@ def _end_unfinished(exc: BaseException) -> None:
         mlflow.flush_async_logging()
     except Exception:  # the store itself may be what failed
         log.warning("could not record the failure reason in MLflow: %s", reason)
-    folder = checkpoint_folder(mlflow.active_run().info.run_id)
+    folder = checkpoints.folder(mlflow.active_run().info.run_id)
     if folder.is_dir():
         log.warning("The latest checkpoints of this run are in %s", folder)
         try:

@@ -1,6 +1,8 @@
 """Training phases. Each phase module has ``build(cfg, data)``, which makes the model it
-starts from, and ``train(model, cfg, data, callbacks)``, which trains it and returns the
-per-epoch history (all stages, one step axis)."""
+starts from, and ``train(model, cfg, data, callbacks, start=None)``, which trains it and
+returns the per-epoch history (all stages, one step axis). ``start`` is the checkpoint
+state of a resumed run: the stage and epochs already done; its model is the checkpoint,
+already compiled with its optimizer's state when that stage trained the whole model."""
 
 from __future__ import annotations
 
@@ -31,12 +33,20 @@ def compile_model(model, cfg, lr: float | None = None) -> None:
     )
 
 
-def fit(model, cfg, train, val, callbacks: list, epochs: int) -> dict[str, list[float]]:
-    """``model.fit`` on ``train``/``val`` pairs of (inputs, labels); the history as floats."""
+def fit(
+    model, cfg, train, val, callbacks: list, epochs: int, initial_epoch: int = 0
+) -> dict[str, list[float]]:
+    """``model.fit`` on ``train``/``val`` pairs of (inputs, labels); the history as floats.
+
+    ``initial_epoch`` > 0 continues a stage (resume): epochs keep their numbers.
+    """
+    if initial_epoch >= epochs:
+        return {}
     history = model.fit(
         *train,
         validation_data=val,
         epochs=epochs,
+        initial_epoch=initial_epoch,
         batch_size=cfg.trainer.batch_size,
         callbacks=callbacks,
         verbose=cfg.trainer.verbose,
@@ -57,7 +67,14 @@ def freeze_base(model) -> None:
     model.get_layer("base").trainable = False
 
 
-def train_head(model, cfg, data, callbacks: list, epochs: int, lr: float | None = None):
+def done(start, stage: str) -> int:
+    """Epochs of ``stage`` already done in a resumed run (0 when not resuming it)."""
+    return start.epochs_done if start is not None and start.stage == stage else 0
+
+
+def train_head(
+    model, cfg, data, callbacks: list, epochs: int, lr: float | None = None, initial_epoch: int = 0
+):
     """Train the head over a frozen base; on cached base features when nothing is random.
 
     With augmentation on, every epoch sees different pixels, so the base must run live.
@@ -66,11 +83,14 @@ def train_head(model, cfg, data, callbacks: list, epochs: int, lr: float | None 
     """
     from experiments.augmentation import is_active
 
+    if initial_epoch >= epochs:
+        return {}
     freeze_base(model)
     if is_active(cfg.dataset.augment) or not cfg.phase.cache_features:
-        compile_model(model, cfg, lr)
+        if initial_epoch == 0 or model.optimizer is None:
+            compile_model(model, cfg, lr)
         return fit(model, cfg, (data.x_train, data.y_train), (data.x_val, data.y_val),
-                   callbacks, epochs)  # fmt: skip
+                   callbacks, epochs, initial_epoch)  # fmt: skip
     import keras
 
     extractor = keras.Sequential([model.get_layer("preprocess"), model.get_layer("base")])
@@ -82,8 +102,11 @@ def train_head(model, cfg, data, callbacks: list, epochs: int, lr: float | None 
     f_train = extractor.predict(data.x_train, batch_size=batch, verbose=verbose)
     f_val = extractor.predict(data.x_val, batch_size=batch, verbose=verbose)
     head = model.get_layer("head")
+    if initial_epoch:
+        log.info("Resuming the head's training with a fresh optimizer state (cached features)")
     compile_model(head, cfg, lr)
-    history = fit(head, cfg, (f_train, data.y_train), (f_val, data.y_val), callbacks, epochs)
+    history = fit(head, cfg, (f_train, data.y_train), (f_val, data.y_val), callbacks, epochs,
+                  initial_epoch)  # fmt: skip
     # The whole model evaluates and predicts from raw images. Its optimizer is built now,
     # over the same trainable weights as the head's, so the saved model's optimizer state
     # matches what Keras rebuilds when it loads it (no "skipping variable loading").

@@ -15,7 +15,7 @@ import logging
 from experiments import backbones
 from experiments.config import unfreeze_count
 from experiments.errors import ConfigError
-from experiments.phases import CallbackFactory, compile_model, fit, merge, train_head
+from experiments.phases import CallbackFactory, compile_model, done, fit, merge, train_head
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,24 @@ def build(cfg, data):
     return model
 
 
-def train(model, cfg, data, callbacks: CallbackFactory) -> dict[str, list[float]]:
+def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str, list[float]]:
     warmup: dict[str, list[float]] = {}
-    if cfg.phase.init_from is None:
-        warmup = train_head(model, cfg, data, callbacks("warmup", 0),
-                            cfg.phase.warmup_epochs, lr=cfg.phase.warmup_lr)  # fmt: skip
-    unfrozen = unfreeze(model.get_layer("base"), unfreeze_count(cfg.phase.unfreeze))
-    log.info("Fine-tuning %d layers of the base at lr=%g", len(unfrozen), cfg.optimizer.lr)
-    compile_model(model, cfg)
-    first_step = len(next(iter(warmup.values()), []))
+    warmup_epochs = 0 if cfg.phase.init_from is not None else cfg.phase.warmup_epochs
+    resuming_finetune = start is not None and start.stage == "finetune"
+    if warmup_epochs and not resuming_finetune:
+        warmup = train_head(
+            model, cfg, data, callbacks("warmup", 0), warmup_epochs,
+            lr=cfg.phase.warmup_lr, initial_epoch=done(start, "warmup"),
+        )  # fmt: skip
+    if resuming_finetune and model.optimizer is not None:
+        log.info("Fine-tuning resumes with the checkpoint's trainable layers and optimizer")
+    else:
+        unfrozen = unfreeze(model.get_layer("base"), unfreeze_count(cfg.phase.unfreeze))
+        log.info("Fine-tuning %d layers of the base at lr=%g", len(unfrozen), cfg.optimizer.lr)
+        compile_model(model, cfg)
     tuned = fit(model, cfg, (data.x_train, data.y_train), (data.x_val, data.y_val),
-                callbacks("finetune", first_step), cfg.trainer.epochs)  # fmt: skip
+                callbacks("finetune", warmup_epochs), cfg.trainer.epochs,
+                done(start, "finetune"))  # fmt: skip
     return merge(warmup, tuned)
 
 

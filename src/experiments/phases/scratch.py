@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from experiments import backbones
-from experiments.phases import CallbackFactory, compile_model, fit
+from experiments.phases import CallbackFactory, compile_model, done, fit
 
 
 def build(cfg, data):
     return backbones.build(cfg, data.input_shape, data.num_classes)
 
 
-def train(model, cfg, data, callbacks: CallbackFactory) -> dict[str, list[float]]:
-    compile_model(model, cfg)
+def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str, list[float]]:
+    if start is None or model.optimizer is None:
+        compile_model(model, cfg)
     return fit(model, cfg, (data.x_train, data.y_train), (data.x_val, data.y_val),
-               callbacks("scratch", 0), cfg.trainer.epochs)  # fmt: skip
+               callbacks("scratch", 0), cfg.trainer.epochs, done(start, "scratch"))  # fmt: skip

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from experiments import backbones
-from experiments.phases import CallbackFactory, train_head
+from experiments.phases import CallbackFactory, done, train_head
 
 
 def build(cfg, data):
     return backbones.build(cfg, data.input_shape, data.num_classes, frozen_bn=True)
 
 
-def train(model, cfg, data, callbacks: CallbackFactory) -> dict[str, list[float]]:
-    return train_head(model, cfg, data, callbacks("transfer", 0), cfg.trainer.epochs)
+def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str, list[float]]:
+    return train_head(model, cfg, data, callbacks("transfer", 0), cfg.trainer.epochs,
+                      initial_epoch=done(start, "transfer"))  # fmt: skip

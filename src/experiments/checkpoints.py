@@ -1,0 +1,76 @@
+"""Checkpoints: the whole model after every epoch, and where training stood, for resuming.
+
+``checkpoints/<run_id>/`` (under the working directory) holds ``last.keras`` (after every
+epoch), ``best.keras`` (at each new best ``val_accuracy`` of a stage) and ``last.json``
+(the stage, its epochs done and the next step of the run's step axis). Each file is
+written beside its final name and renamed into place, so a kill during a save leaves the
+previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+LAST, BEST, STATE = "last.keras", "best.keras", "last.json"
+
+
+@dataclass
+class State:
+    """Where training stood when ``last.keras`` was written."""
+
+    stage: str  # the phase's stage: scratch, transfer, warmup, finetune
+    first_step: int  # the stage's first step on the run's step axis
+    epochs_done: int  # epochs of this stage completed
+    stages: list[str] = field(default_factory=list)  # "<stage>@<first step>", so far
+
+    @property
+    def next_step(self) -> int:
+        return self.first_step + self.epochs_done
+
+
+def folder(run_id: str) -> Path:
+    """Where a run's checkpoints are written while it trains."""
+    return Path.cwd() / "checkpoints" / run_id
+
+
+def read_state(where: Path) -> State | None:
+    path = where / STATE
+    if not path.is_file() or not (where / LAST).is_file():
+        return None
+    return State(**json.loads(path.read_text()))
+
+
+def callback(where: Path, model, stage: str, first_step: int, stages: list[str]):
+    """A Keras callback saving ``model`` (the whole model, whatever ``fit`` trains) each epoch."""
+    import keras
+
+    where.mkdir(parents=True, exist_ok=True)
+
+    class Checkpoint(keras.callbacks.Callback):
+        best = -float("inf")
+
+        def on_epoch_end(self, epoch, logs=None):
+            _save(model, where / LAST)
+            state = State(stage, first_step, epoch + 1, list(stages))
+            _write_atomically(where / STATE, json.dumps(asdict(state)).encode())
+            score = (logs or {}).get("val_accuracy")
+            if score is not None and score > self.best:
+                self.best = score
+                _save(model, where / BEST)
+
+    return Checkpoint()
+
+
+def _save(model, path: Path) -> None:
+    partial = path.with_name(f".{path.stem}.partial.keras")
+    model.save(partial)
+    os.replace(partial, path)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)

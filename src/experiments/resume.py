@@ -1,0 +1,136 @@
+"""``trainer.resume=<run_id>``: continue an interrupted run from its last checkpoint.
+
+The run keeps its configuration (read back from its ``config.yaml`` artifact); only
+``trainer.*`` and ``mlflow.*`` settings given on the command line may change, e.g.
+``trainer.epochs`` to train longer. Training continues in the same MLflow run, on the
+same step axis, from the checkpoint in ``checkpoints/<run_id>/`` (or the one logged as
+the run's artifact when that folder is gone).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from experiments import checkpoints
+from experiments.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+KEY = "trainer.resume"
+CHANGEABLE = ("trainer.", "mlflow.")  # what a resumed run may change
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@dataclass
+class Resume:
+    run_id: str
+    model_path: Path  # the checkpoint to load
+    state: checkpoints.State
+    history: dict[str, list[float]]  # the epochs already logged, per metric
+
+
+def prepare(cfg: DictConfig, uri: str, overrides: list[str]) -> tuple[DictConfig, Resume]:
+    """The run's own configuration with the allowed ``overrides``, and where it stopped."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    run_id = cfg.trainer.resume
+    client = mlflow.MlflowClient(uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(KEY, f"no run {run_id} in this tracking store") from None
+    if run.info.status == "FINISHED":
+        raise ConfigError(KEY, f"run {run_id} already FINISHED; nothing to resume")
+    try:
+        logged = OmegaConf.load(client.download_artifacts(run_id, "config.yaml"))
+    except (MlflowException, OSError):
+        raise ConfigError(KEY, f"run {run_id} has no config.yaml artifact to resume from") from None
+    resumed = _merge(cfg, logged, overrides, run_id)
+
+    where = checkpoints.folder(run_id)
+    state = checkpoints.read_state(where)
+    if state is None:
+        state = _fetch_logged_checkpoint(client, run_id, where)
+    if state is None:
+        raise ConfigError(
+            KEY,
+            f"run {run_id} has no checkpoint: neither {where}/{checkpoints.LAST} with "
+            f"{checkpoints.STATE} nor the artifact checkpoints/{checkpoints.LAST}",
+        )
+    history = _logged_history(client, run_id, state.next_step)
+    log.info(
+        "Resuming run %s: stage %s after %d epoch(s), at step %d, from %s",
+        run_id, state.stage, state.epochs_done, state.next_step, where / checkpoints.LAST,
+    )  # fmt: skip
+    return resumed, Resume(run_id, where / checkpoints.LAST, state, history)
+
+
+def _merge(cfg: DictConfig, logged: DictConfig, overrides: list[str], run_id: str) -> DictConfig:
+    """``logged`` over ``cfg``, then the command line's trainer/mlflow overrides on top.
+
+    Any other override that would change the run's configuration is refused: a resumed
+    run must go on training the model it started.
+    """
+    resumed = OmegaConf.merge(cfg, logged)
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key.startswith("hydra.") or key == KEY:
+            continue
+        if key.startswith(CHANGEABLE) or key in ("trainer", "mlflow"):
+            OmegaConf.update(resumed, key, OmegaConf.select(cfg, key), merge=False)
+            continue
+        path = f"{key}.name" if "." not in key else key
+        wanted, had = OmegaConf.select(cfg, path), OmegaConf.select(logged, path)
+        if wanted != had:
+            raise ConfigError(
+                KEY,
+                f"run {run_id} was trained with {path}={had}, this command asks for {wanted}; "
+                "a resumed run keeps its configuration (only trainer.* and mlflow.* may change)",
+            )
+    resumed.trainer.resume = run_id
+    resumed.mlflow.tracking_uri = cfg.mlflow.tracking_uri  # the logged one is redacted
+    return resumed
+
+
+def _fetch_logged_checkpoint(client, run_id: str, where: Path) -> checkpoints.State | None:
+    """Download the checkpoint the run logged (its folder on disk is gone)."""
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            fetched = Path(client.download_artifacts(run_id, "checkpoints", tmp))
+        except (MlflowException, OSError):
+            return None
+        if checkpoints.read_state(fetched) is None:
+            return None
+        where.mkdir(parents=True, exist_ok=True)
+        for name in (checkpoints.LAST, checkpoints.STATE, checkpoints.BEST):
+            if (fetched / name).is_file():
+                shutil.copy2(fetched / name, where / name)
+    log.info("Fetched the checkpoint logged by run %s into %s", run_id, where)
+    return checkpoints.read_state(where)
+
+
+def _logged_history(client, run_id: str, before_step: int) -> dict[str, list[float]]:
+    """The per-epoch curves logged before ``before_step`` (the resumed epochs come after)."""
+    history: dict[str, list[float]] = {}
+    for key in CURVES:
+        points = {m.step: m.value for m in client.get_metric_history(run_id, key)}
+        values = [points[step] for step in sorted(points) if step < before_step]
+        if values:
+            history[key] = values
+    return history
+
+
+def load_model(path: Path):
+    """The checkpointed model, with its optimizer state when it was compiled; safe mode on."""
+    import keras
+
+    return keras.saving.load_model(path, safe_mode=True)
