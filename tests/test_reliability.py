@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -124,8 +125,8 @@ def test_resume_refuses_unknown_runs_and_config_changes(workdir, store_uri, fash
     client = mlflow.MlflowClient(store_uri)
     client.set_terminated(run.info.run_id, "KILLED")
     changed = run_cli(
-        f"trainer.resume={run.info.run_id}", "backbone.dropout=0.5", f"mlflow.tracking_uri={store_uri}",
-        cwd=workdir,
+        f"trainer.resume={run.info.run_id}", "backbone.dropout=0.5",
+        f"mlflow.tracking_uri={store_uri}", cwd=workdir,
     )  # fmt: skip
     assert changed.returncode == 2
     assert (
@@ -192,3 +193,41 @@ def test_server_check_sends_the_uri_credentials_instead_of_refusing_them(monkeyp
         assert "s3cret" not in str(exc)
     assert seen["url"] == "http://127.0.0.1:9/health"
     assert seen["auth"] == "Basic YWxpY2U6czNjcmV0"  # base64 of alice:s3cret
+
+
+JOB = """
+import sys, time
+from pathlib import Path
+import mlflow
+from experiments import tracking
+uri, go = sys.argv[1], Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.01)
+experiment = tracking.init_store(uri, "experiments")
+with mlflow.start_run(experiment_id=experiment):
+    for step in range(25):
+        mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+"""
+
+
+def test_four_commands_opening_a_fresh_store_at_once_all_land(workdir):
+    # Four terminals, no sweep to create the store first: the first to open it creates
+    # and migrates the schema while the others wait (without that, 3 or 4 of 4 crash).
+    uri = f"sqlite:///{workdir / 'store' / 'mlflow.db'}"
+    go = workdir / "go"
+    jobs = [
+        subprocess.Popen([sys.executable, "-c", JOB, uri, str(go)], env=user_environment(),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(4)
+    ]  # fmt: skip
+    time.sleep(3)  # all four imported and waiting
+    go.touch()
+    outputs = [job.communicate(timeout=120)[0] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0, 0, 0], "\n".join(outputs)[-3000:]
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("experiments").experiment_id])
+    assert len(runs) == 4
+    for run in runs:
+        assert len(client.get_metric_history(run.info.run_id, "loss")) == 25
+    db = sqlite3.connect(workdir / "store" / "mlflow.db")
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -36,10 +37,33 @@ def tree(uri: str):
     return client, parents, children
 
 
+def test_four_parallel_jobs_on_a_fresh_store_lose_no_run_and_no_metric(
+    workdir, store_uri, fashion_dir
+):
+    result = run_cli(
+        "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=1,2,3,4",
+        "dataset.limit=200", "trainer.epochs=3", "trainer.verbose=0", "mlflow.samples=2",
+        "mlflow.log_model=false", f"mlflow.tracking_uri={store_uri}", cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, failure_report(result, workdir)
+    client, parents, children = tree(store_uri)
+    assert len(parents) == 1 and len(children) == 4
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert sorted(c.data.params["seed"] for c in children) == ["1", "2", "3", "4"]
+    assert {c.data.params["runtime.threads"] for c in children} == {"1"}  # 2 cores, 4 jobs
+    for child in children:
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]
+            assert sorted(steps) == [0, 1, 2], (child.info.run_id, key, steps)
+        assert {"test_accuracy", "best_val_accuracy"} <= set(child.data.metrics)
+    db = sqlite3.connect(store_uri.removeprefix("sqlite:///"))
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
 @pytest.mark.parametrize(
     "launcher",
-    [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["hydra/launcher=submitit_local"]],
-    ids=["basic", "joblib", "submitit_local"],
+    [[], ["hydra/launcher=submitit_local"]],  # joblib: the four-job test below
+    ids=["basic", "submitit_local"],
 )
 def test_two_job_sweep_is_one_parent_with_two_finished_children(
     workdir, store_uri, fashion_dir, launcher

@@ -6,6 +6,7 @@ which ``--help`` and a rejected command line should not pay.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -63,16 +64,17 @@ def init_store(uri: str, experiment_name: str) -> str:
     if uri.startswith(("http://", "https://")):
         check_server(uri)
     mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient(uri)
     try:
-        experiment = client.get_experiment_by_name(experiment_name)
-        if experiment is None:
-            try:
-                return client.create_experiment(
-                    experiment_name, artifact_location=_artifact_location(uri, experiment_name)
-                )
-            except MlflowException:  # created meanwhile by a parallel job
-                experiment = client.get_experiment_by_name(experiment_name)
+        with _store_lock(db):
+            client = mlflow.MlflowClient(uri)  # opens (and creates, migrates) the store
+            experiment = client.get_experiment_by_name(experiment_name)
+            if experiment is None:
+                try:
+                    return client.create_experiment(
+                        experiment_name, artifact_location=_artifact_location(uri, experiment_name)
+                    )
+                except MlflowException:  # created meanwhile by a process of another machine
+                    experiment = client.get_experiment_by_name(experiment_name)
         if experiment.lifecycle_stage == "deleted":
             raise TrackingError(
                 f"mlflow.experiment_name={experiment_name} is deleted in {uri}; "
@@ -81,6 +83,27 @@ def init_store(uri: str, experiment_name: str) -> str:
         return experiment.experiment_id
     except MlflowException as exc:
         raise TrackingError(f"cannot use the MLflow store {redact(uri)}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _store_lock(db: Path | None):
+    """Hold ``<db>.lock`` while opening an embedded store.
+
+    The first process to open a fresh SQLite store creates and migrates its schema;
+    several doing it at once corrupt it. Jobs started together (a sweep's, or commands
+    in several terminals) take turns here; once the store exists this costs nothing.
+    """
+    if db is None:
+        yield
+        return
+    import fcntl
+
+    with open(db.with_name(db.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def check_server(uri: str, timeout: float = 10.0) -> None:
