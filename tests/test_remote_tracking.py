@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,14 +24,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
+def start_server(tmp_path) -> tuple[str, subprocess.Popen]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
          "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
         env=user_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its workers in one process group, to stop them all
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -38,11 +42,23 @@ def server(tmp_path):
         except OSError:
             time.sleep(0.5)
     else:
-        process.kill()
+        stop(process, signal.SIGKILL)
         pytest.fail("mlflow server did not start within 60 s")
+    return url, process
+
+
+def stop(server: subprocess.Popen, how: int) -> None:
+    """Stop the server and its workers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, how)
+    server.wait(timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path):
+    url, process = start_server(tmp_path)
     yield url
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process, signal.SIGTERM)
 
 
 def test_run_artifacts_and_model_land_on_the_server(workdir, server, fashion_dir):
@@ -69,3 +85,46 @@ def test_run_artifacts_and_model_land_on_the_server(workdir, server, fashion_dir
         mlflow.set_tracking_uri(previous)
     probs = np.asarray(model.predict(np.zeros((2, 28, 28, 1), np.float32)))
     assert probs.shape == (2, 10)
+
+
+def test_a_server_that_goes_away_mid_run_loses_nothing(workdir, tmp_path, fashion_dir):
+    url, server = start_server(tmp_path)
+    training = subprocess.Popen(
+        [sys.executable, "-m", "experiments", "dataset.limit=12000", "trainer.epochs=3",
+         "trainer.verbose=0", "mlflow.samples=4", f"mlflow.tracking_uri={url}"],
+        cwd=workdir, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        client = mlflow.MlflowClient(url)
+        deadline = time.monotonic() + 120
+        run_id = None
+        while time.monotonic() < deadline and training.poll() is None and run_id is None:
+            experiment = client.get_experiment_by_name("experiments")
+            runs = client.search_runs([experiment.experiment_id]) if experiment else []
+            if runs and client.get_metric_history(runs[0].info.run_id, "val_accuracy"):
+                run_id = runs[0].info.run_id
+            time.sleep(0.2)
+        assert run_id, "the run never logged its first epoch"
+    finally:
+        stop(server, signal.SIGKILL)  # the server goes away, as a crashed one does
+    stdout, stderr = training.communicate(timeout=300)
+
+    # Training finished; the command says exactly what was not sent and where it is.
+    assert training.returncode == 2, stderr[-3000:]
+    unsent = workdir / "unsent" / run_id
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: training finished, but the tracking server stopped answering")
+    assert f"not sent to {url}, kept in {unsent}: " in last
+    assert "the model (model.keras)" in last and "the run's end (FINISHED)" in last
+    assert (unsent / "model.keras").is_file()
+    assert (unsent / "artifacts" / "plots" / "learning_curves.png").is_file()
+    assert json.loads((unsent / "status.json").read_text())["status"] == "FINISHED"
+    kept = [json.loads(line) for line in (unsent / "metrics.jsonl").read_text().splitlines()]
+    assert any("test_accuracy" in entry["metrics"] for entry in kept)
+    # Every epoch is somewhere: on the server (read from its database) or in the journal.
+    stored = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'server.db'}")
+    sent = {m.step for m in stored.get_metric_history(run_id, "val_accuracy")}
+    journal = {e["step"] for e in kept if "val_accuracy" in e["metrics"]}
+    assert sent | journal == {0, 1, 2}, (sent, journal)
+    assert (workdir / "checkpoints" / run_id / "last.keras").is_file()

@@ -156,17 +156,19 @@ def ui_command(uri: str) -> str:
     return f"open {uri} in a browser"
 
 
-def metrics_logger(step_offset: int = 0, extra: dict[str, float] | None = None):
-    """A Keras callback that logs every epoch's metrics to the active run in one batched call."""
+def metrics_logger(box, step_offset: int = 0, extra: dict[str, float] | None = None):
+    """A Keras callback that logs every epoch's metrics to the active run in one batched call.
+
+    The call is asynchronous (over HTTP a synchronous one costs tens of milliseconds);
+    ``box`` (an Outbox) keeps on disk what does not reach a server that went away.
+    """
     import keras
-    import mlflow
 
     class MlflowMetrics(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             metrics = {k: float(v) for k, v in (logs or {}).items()}
             metrics.update(extra or {})
-            # Asynchronous: over HTTP a synchronous call costs tens of milliseconds.
-            mlflow.log_metrics(metrics, step=step_offset + epoch, synchronous=False)
+            box.metrics(metrics, step=step_offset + epoch)
 
     return MlflowMetrics()
 

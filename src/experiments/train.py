@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import signal
 import threading
@@ -16,6 +17,7 @@ from experiments import (
     backbones,
     checkpoints,
     datasets,
+    outbox,
     outputs,
     phases,
     provenance,
@@ -26,7 +28,7 @@ from experiments import (
     tracking,
 )
 from experiments.config import flatten, validate
-from experiments.errors import TrainingError
+from experiments.errors import TrackingError, TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ def run(cfg: DictConfig) -> float:
             cfg.phase.name,
         )
     uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    outbox.use_short_retries(uri)
     experiment_id = tracking.init_store(uri, cfg.mlflow.experiment_name)
     if cfg.trainer.checkpoints or cfg.trainer.resume:
         outputs.ensure_writable(
@@ -82,6 +85,8 @@ def run(cfg: DictConfig) -> float:
             experiment_id=experiment_id, run_name=tracking.run_name(cfg), tags=tags
         )
     shown_uri = tracking.redact(uri)
+    box = outbox.Outbox(Path.cwd() / "unsent" / opened.info.run_id, shown_uri)
+    failure: BaseException | None = None
     try:
         with (
             opened as active,
@@ -91,53 +96,81 @@ def run(cfg: DictConfig) -> float:
                 "MLflow run %s (%s) in %s", active.info.run_name, active.info.run_id, shown_uri
             )
             if not resuming:
-                mlflow.log_params({"runtime.threads": threads, "runtime.replicas": replicas})
+                params = {"runtime.threads": threads, "runtime.replicas": replicas}
+                box.send("params", lambda: mlflow.log_params(params),
+                         outbox.keep_json("params.json", params))  # fmt: skip
             try:
                 with runtime.scope(distribution):
-                    history, test = _train_and_log(cfg, data, phase, model, resuming)
+                    history, test = _train_and_log(cfg, data, phase, model, box, resuming)
             except BaseException as exc:
-                _end_unfinished(exc)
+                failure = exc
+                _end_unfinished(exc, box)
                 raise
+            box.settle()
+    except Exception as exc:
+        if failure is not None and exc is not failure:
+            raise failure from None  # not the server's failure to record its end
+        if failure is not None or not (box.offline and outbox.is_unreachable(exc)):
+            raise
+        log.debug("the run's end could not be recorded: %s", exc)
     finally:
         _release()
+    if box.offline:
+        _report_unsent(box, "FINISHED")
     log.info("test_accuracy=%.4f test_loss=%.4f", test["accuracy"], test["loss"])
     log.info("Run %s FINISHED; artifacts in %s", active.info.run_id, active.info.artifact_uri)
     log.info("Browse the runs with: %s", tracking.ui_command(shown_uri))
     return _best(history, test, cfg.metric)
 
 
-def _train_and_log(cfg, data, phase, model, resuming=None) -> tuple[dict, dict]:
-    """Everything inside the run: inputs, training, test metrics, reports, the model."""
+def _train_and_log(cfg, data, phase, model, box, resuming=None) -> tuple[dict, dict]:
+    """Everything inside the run: inputs, training, test metrics, reports, the model.
+
+    Every call to the store goes through ``box``: if a tracking server stops answering,
+    training goes on and what could not be sent is kept on disk.
+    """
     import mlflow
 
     if resuming:
         _log_resumed_settings(cfg)
     else:
-        mlflow.log_params(flatten(cfg))
-        mlflow.log_params(
-            {"data.train_size": len(data.x_train), "data.val_size": len(data.x_val),
-             "data.test_size": len(data.x_test), "data.source": data.source,
-             "data.classes": ",".join(data.class_names)[:1000]}  # the whole list: class_names.json
+        params = {
+            **flatten(cfg),
+            "data.train_size": len(data.x_train), "data.val_size": len(data.x_val),
+            "data.test_size": len(data.x_test), "data.source": data.source,
+            "data.classes": ",".join(data.class_names)[:1000],  # the whole list: class_names.json
+        }  # fmt: skip
+        box.send("params", lambda: mlflow.log_params(params),
+                 outbox.keep_json("params.json", params))  # fmt: skip
+        classes = {"class_names": data.class_names}
+        box.send(
+            "class_names.json", lambda: mlflow.log_dict(classes, "class_names.json"),
+            outbox.keep_file("class_names.json", lambda p: p.write_text(json.dumps(classes))),
         )  # fmt: skip
-        mlflow.log_dict({"class_names": data.class_names}, "class_names.json")
-        tracking.log_inputs(cfg.dataset.name, data)
-        mlflow.log_text(tracking.redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
+        box.send("dataset inputs", lambda: tracking.log_inputs(cfg.dataset.name, data),
+                 lambda folder: None)  # fmt: skip
+        text = tracking.redact(OmegaConf.to_yaml(cfg, resolve=True))
+        box.send("config.yaml", lambda: mlflow.log_text(text, "config.yaml"),
+                 outbox.keep_file("config.yaml", lambda p: p.write_text(text)))  # fmt: skip
 
     stages: list[str] = list(resuming.state.stages) if resuming else []
     run_id = mlflow.active_run().info.run_id
     folder = checkpoints.folder(run_id) if cfg.trainer.checkpoints or resuming else None
     started = time.perf_counter()
     history = phase.train(
-        model, cfg, data, _callback_factory(stages, folder, model),
+        model, cfg, data, _callback_factory(stages, folder, model, box),
         start=resuming.state if resuming else None,
     )  # fmt: skip
     train_time = time.perf_counter() - started
     if resuming:  # the curves of the whole run, for the best epoch and the plots
         history = phases.merge(resuming.history, history)
+    box.settle()
     if folder is not None and folder.is_dir():
-        mlflow.log_artifacts(str(folder), "checkpoints")
+        box.send("checkpoints", lambda: mlflow.log_artifacts(str(folder), "checkpoints"),
+                 outbox.keep_tree(folder, "checkpoints"))  # fmt: skip
     _check_finite(history)
-    mlflow.set_tag("stages", ",".join(stages))
+    box.send("tags", lambda: mlflow.set_tag("stages", ",".join(stages)),
+             outbox.keep_json("tags.json", {"stages": ",".join(stages)}))  # fmt: skip
     log.info("Trained in %.1f s", train_time)
 
     batch = max(cfg.trainer.batch_size, 64)
@@ -153,10 +186,13 @@ def _train_and_log(cfg, data, phase, model, resuming=None) -> tuple[dict, dict]:
         metrics["best_val_accuracy"] = max(history["val_accuracy"])
     if history.get("val_loss"):
         metrics["best_val_loss"] = min(history["val_loss"])
-    mlflow.log_metrics(metrics)
-    _log_reports(cfg, data, probs, history)
+    box.metrics(metrics)
+    _log_reports(cfg, data, probs, history, box)
     if cfg.mlflow.log_model:
-        tracking.log_keras_model(model, data.class_names)
+        box.send(
+            "the model (model.keras)", lambda: tracking.log_keras_model(model, data.class_names),
+            lambda folder: model.save(folder / "model.keras"),
+        )  # fmt: skip
     return history, test
 
 
@@ -187,7 +223,7 @@ def _log_resumed_settings(cfg) -> None:
         mlflow.set_tags(changed)
 
 
-def _callback_factory(stages: list[str], folder: Path | None, model):
+def _callback_factory(stages: list[str], folder: Path | None, model, box):
     """Callbacks for each stage of a phase; stage k's epochs log ``stage=k`` on the shared axis.
 
     With ``folder``, the whole ``model`` (even while only its head trains on cached
@@ -203,7 +239,7 @@ def _callback_factory(stages: list[str], folder: Path | None, model):
         found = [keras.callbacks.TerminateOnNaN()]  # stop within the batch, not epochs later
         if folder is not None:  # before the metrics: an epoch logged is an epoch saved
             found.append(checkpoints.callback(folder, model, stage, first_step, stages))
-        found.append(tracking.metrics_logger(first_step, {"stage": stages.index(entry)}))
+        found.append(tracking.metrics_logger(box, first_step, {"stage": stages.index(entry)}))
         return found
 
     return callbacks
@@ -236,13 +272,15 @@ def _sigterm_interrupts():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _end_unfinished(exc: BaseException) -> None:
+def _end_unfinished(exc: BaseException, box) -> None:
     """Record why the run stopped; an interruption ends it KILLED rather than FAILED."""
     import mlflow
 
     reason = f"{type(exc).__name__}: {exc}"[:500]
     try:
-        mlflow.set_tag("failure_reason", reason)
+        box.settle()
+        box.send("tags", lambda: mlflow.set_tag("failure_reason", reason),
+                 outbox.keep_json("tags.json", {"failure_reason": reason}))  # fmt: skip
         mlflow.flush_async_logging()
     except Exception:  # the store itself may be what failed
         log.warning("could not record the failure reason in MLflow: %s", reason)
@@ -250,12 +288,29 @@ def _end_unfinished(exc: BaseException) -> None:
     if folder.is_dir():
         log.warning("The latest checkpoints of this run are in %s", folder)
         try:
-            mlflow.log_artifacts(str(folder), "checkpoints")
+            box.send("checkpoints", lambda: mlflow.log_artifacts(str(folder), "checkpoints"),
+                     lambda unsent: None)  # fmt: skip
         except Exception:
             log.warning("could not log the checkpoints to MLflow; they stay in %s", folder)
-    if isinstance(exc, KeyboardInterrupt):
+    status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    if box.offline:
+        _report_unsent(box, status)
+    if status == "KILLED":
         log.warning("Interrupted: the run ends KILLED; what was logged so far stays")
-        mlflow.end_run("KILLED")
+        with contextlib.suppress(Exception):  # a server that went away cannot be told
+            mlflow.end_run("KILLED")
+
+
+def _report_unsent(box, status: str) -> None:
+    """Say exactly what did not reach the tracking server and where it is; exit non-zero."""
+    box.kept.append(f"the run's end ({status})")
+    outbox.keep_json("status.json", {"status": status, "reason": box.reason})(box.folder)
+    log.error("The tracking server went away during the run (%s)", box.reason)
+    log.error("%s", box.summary())
+    if status == "FINISHED":
+        raise TrackingError(
+            f"training finished, but the tracking server stopped answering; {box.summary()}"
+        )
 
 
 def _seed(seed: int, deterministic: bool) -> None:
@@ -274,30 +329,33 @@ def _release() -> None:
     keras.backend.clear_session()
 
 
-def _log_reports(cfg, data, probs: np.ndarray, history: dict[str, list[float]]) -> None:
+def _log_reports(cfg, data, probs: np.ndarray, history: dict[str, list[float]], box) -> None:
     """Curves, confusion matrix, per-class scores, sample and misclassified predictions."""
-    import mlflow
 
     predicted = probs.argmax(axis=1)
     matrix = reports.confusion_matrix(data.y_test, predicted, data.num_classes)
-    _log_figure(reports.learning_curves(history), "plots/learning_curves.png")
-    _log_figure(reports.confusion_figure(matrix, data.class_names), "plots/confusion_matrix.png")
-    mlflow.log_table(reports.per_class_scores(matrix, data.class_names), "metrics/per_class.json")
+    _log_figure(box, reports.learning_curves(history), "plots/learning_curves.png")
+    _log_figure(
+        box, reports.confusion_figure(matrix, data.class_names), "plots/confusion_matrix.png"
+    )
+    _log_table(box, reports.per_class_scores(matrix, data.class_names), "metrics/per_class.json")
     n = min(cfg.mlflow.samples, len(data.x_test))
     if n == 0:
         return
     picks = np.random.default_rng(cfg.seed).choice(len(data.x_test), n, replace=False)
     _log_figure(
+        box,
         reports.prediction_grid(
             data.x_test[picks], data.y_test[picks], probs[picks], data.class_names
         ),
         "plots/predictions.png",
     )
     rows = reports.top_k_rows(data.y_test[picks], probs[picks], data.class_names, cfg.mlflow.top_k)
-    mlflow.log_table(_columns(rows), "predictions/top_k.json")
+    _log_table(box, _columns(rows), "predictions/top_k.json")
     wrong = np.flatnonzero(predicted != data.y_test)[:n]
     if len(wrong):
         _log_figure(
+            box,
             reports.prediction_grid(
                 data.x_test[wrong], data.y_test[wrong], probs[wrong], data.class_names
             ),
@@ -305,12 +363,20 @@ def _log_reports(cfg, data, probs: np.ndarray, history: dict[str, list[float]]) 
         )
 
 
-def _log_figure(figure, path: str) -> None:
+def _log_figure(box, figure, path: str) -> None:
     import matplotlib.pyplot as plt
     import mlflow
 
-    mlflow.log_figure(figure, path)
+    box.send(path, lambda: mlflow.log_figure(figure, path),
+             outbox.keep_file(path, figure.savefig))  # fmt: skip
     plt.close(figure)
+
+
+def _log_table(box, table: dict, path: str) -> None:
+    import mlflow
+
+    keep = outbox.keep_file(path, lambda p: p.write_text(json.dumps(table, default=str)))
+    box.send(path, lambda: mlflow.log_table(table, path), keep)
 
 
 def _columns(rows: list[dict]) -> dict[str, list]:

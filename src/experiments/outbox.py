@@ -1,0 +1,160 @@
+"""What a run could not send to its tracking server, kept on disk instead.
+
+A tracking server may go away in the middle of a run (a restart, a network cut). The
+training must not die with it: every call that logs goes through ``Outbox.send``. While
+the server answers, the call goes through. After the first call that fails because the
+server does not answer, nothing more is sent; each later item is written under
+``unsent/<run_id>/`` (metrics as JSON lines, params and tags as JSON, artifacts as files,
+the model as ``model.keras``), and the end of the run lists exactly what is there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# MLflow's client retries a dead server for minutes per call; a run wants to know in seconds.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+_UNREACHABLE = re.compile(
+    r"max retries exceeded|connection refused|connectionerror|failed to establish|"
+    r"timed out|remotedisconnected|connection aborted|connection reset",
+    re.IGNORECASE,
+)
+
+
+def use_short_retries(uri: str) -> None:
+    """For a tracking server: MLflow's retry settings that fail in seconds, unless set."""
+    if uri.startswith(("http://", "https://")):
+        for key, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the tracking server did not answer (not that it refused)."""
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    try:
+        import requests
+
+        if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+            return True
+    except ImportError:  # pragma: no cover - requests comes with MLflow
+        pass
+    return bool(_UNREACHABLE.search(f"{type(exc).__name__}: {exc}"))
+
+
+class Outbox:
+    """Sends while the server answers; keeps everything on disk once it stops answering."""
+
+    def __init__(self, folder: Path, uri: str):
+        self.folder = folder
+        self.uri = uri
+        self.reason: str | None = None  # why the server was given up on
+        self.kept: list[str] = []  # what was written to ``folder`` instead of sent
+        self._pending: list[tuple[dict[str, float], int, object]] = []
+
+    @property
+    def offline(self) -> bool:
+        return self.reason is not None
+
+    def send(self, what: str, call: Callable[[], object], keep: Callable[[Path], None]):
+        """``call()`` while the server answers; else ``keep(folder)`` and remember ``what``."""
+        if not self.offline:
+            try:
+                return call()
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    raise
+                self._give_up(exc)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        keep(self.folder)
+        self.kept.append(what)
+        return None
+
+    def metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Log ``metrics`` asynchronously; ``settle`` later finds out whether they arrived."""
+        import mlflow
+
+        if self.offline:
+            self._journal(metrics, step)
+            return
+        operations = mlflow.log_metrics(metrics, step=step, synchronous=False)
+        self._pending.append((metrics, step, operations))
+
+    def settle(self) -> None:
+        """Wait for the metrics sent asynchronously; keep on disk those that did not arrive."""
+        pending, self._pending = self._pending, []
+        for metrics, step, operations in pending:
+            try:
+                operations.wait()
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    raise
+                if not self.offline:
+                    self._give_up(exc)
+                self._journal(metrics, step)
+
+    def summary(self) -> str:
+        """One line naming what was kept and where, for the log and the error."""
+        counts: dict[str, int] = {}
+        for what in self.kept:
+            counts[what] = counts.get(what, 0) + 1
+        listed = ", ".join(f"{what} x{n}" if n > 1 else what for what, n in counts.items())
+        return f"not sent to {self.uri}, kept in {self.folder}: {listed}"
+
+    def _journal(self, metrics: dict[str, float], step: int | None) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps({"step": step, "metrics": metrics}) + "\n")
+        self.kept.append("epoch metrics" if step is not None else "metrics")
+
+    def _give_up(self, exc: BaseException) -> None:
+        self.reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
+        log.warning(
+            "The tracking server %s stopped answering (%s). Training goes on; what this run "
+            "logs from now on is written to %s",
+            self.uri, self.reason, self.folder,
+        )  # fmt: skip
+
+
+def keep_json(name: str, values: dict) -> Callable[[Path], None]:
+    """A ``keep`` that merges ``values`` into ``<folder>/<name>``."""
+
+    def keep(folder: Path) -> None:
+        path = folder / name
+        merged = json.loads(path.read_text()) if path.is_file() else {}
+        merged.update({k: str(v) for k, v in values.items()})
+        path.write_text(json.dumps(merged, indent=1))
+
+    return keep
+
+
+def keep_file(artifact_path: str, write: Callable[[Path], None]) -> Callable[[Path], None]:
+    """A ``keep`` that writes an artifact to ``<folder>/artifacts/<artifact_path>``."""
+
+    def keep(folder: Path) -> None:
+        path = folder / "artifacts" / artifact_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path)
+
+    return keep
+
+
+def keep_tree(source: Path, artifact_path: str) -> Callable[[Path], None]:
+    """A ``keep`` that copies the folder ``source`` under ``<folder>/artifacts/``."""
+
+    def keep(folder: Path) -> None:
+        shutil.copytree(source, folder / "artifacts" / artifact_path, dirs_exist_ok=True)
+
+    return keep
