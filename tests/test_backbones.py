@@ -10,7 +10,7 @@ from experiments.errors import ConfigError
 
 
 def test_custom_cnn_is_the_reference_network_exactly():
-    model = backbones.build(compose(), (28, 28, 1), 10)
+    model = backbones.build(compose(["backbone=custom_cnn"]), (28, 28, 1), 10)
     assert model.count_params() == 93322
     kinds = [
         type(layer).__name__
@@ -26,11 +26,51 @@ def test_custom_cnn_is_the_reference_network_exactly():
     assert model.output_shape == (None, 10)
 
 
-def test_custom_cnn_minimum_size_really_is_the_minimum():
-    size = backbones.spec("custom_cnn").min_size
-    backbones.build(compose(), (size, size, 1), 4)
+@pytest.mark.parametrize("name", ["custom_cnn", "compact_cnn"])
+def test_small_cnn_minimum_size_really_is_the_minimum(name):
+    size = backbones.spec(name).min_size
+    cfg = compose([f"backbone={name}"])
+    backbones.build(cfg, (size, size, 1), 4)
     with pytest.raises(ValueError):
-        backbones.build(compose(), (size - 1, size - 1, 1), 4)
+        backbones.build(cfg, (size - 1, size - 1, 1), 4)
+
+
+def test_compact_cnn_is_small_and_computes_in_bfloat16_under_its_recipe():
+    from keras import mixed_precision
+
+    from experiments import runtime
+
+    cfg = compose()  # the default: compact_cnn and its recipe
+    try:
+        runtime.set_precision(cfg.trainer.precision)
+        model = backbones.build(cfg, (28, 28, 1), 10)
+    finally:
+        mixed_precision.set_global_policy("float32")
+    assert model.count_params() == 130_410 <= 150_000
+    kinds = [type(layer).__name__ for layer in model.get_layer("base").layers]
+    assert kinds == ["Conv2D", "MaxPooling2D"] * 3 + ["Flatten", "Dropout"]
+    convs = [layer for layer in model.get_layer("base").layers if type(layer).__name__ == "Conv2D"]
+    assert [layer.filters for layer in convs] == [32, 64, 96]
+    assert {layer.compute_dtype for layer in convs} == {"bfloat16"}
+    assert {layer.variable_dtype for layer in convs} == {"float32"}  # weights stay float32
+    predictions = model.get_layer("head").get_layer("predictions")
+    assert predictions.compute_dtype == "float32"  # a stable softmax
+    assert model.get_layer("augment") is not None  # its random flips, inside the model
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from experiments import optimizers
+
+    cfg = compose()
+    schedule = optimizers.learning_rate(cfg.optimizer, steps=100)
+    assert float(schedule(0)) == pytest.approx(2e-4)
+    assert float(schedule(10)) == pytest.approx(2e-3)
+    assert float(schedule(55)) == pytest.approx(1e-3, rel=1e-3)
+    assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
+    optimizer = optimizers.build(cfg.optimizer, steps=100)
+    assert float(optimizer.learning_rate) == pytest.approx(2e-4)  # at its first step
+    constant = optimizers.build(compose(["backbone=custom_cnn"]).optimizer, steps=100)
+    assert float(constant.learning_rate) == pytest.approx(1e-3)
 
 
 @pytest.mark.parametrize(

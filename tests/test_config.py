@@ -16,14 +16,29 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def test_defaults_are_the_reference_study():
+def test_defaults_are_the_compact_cnn_with_its_recipe():
     cfg = compose()
-    assert cfg.backbone.name == "custom_cnn"
+    assert cfg.backbone.name == "compact_cnn" and cfg.backbone.dropout == pytest.approx(0.2)
     assert cfg.phase.name == "scratch"
-    assert cfg.optimizer.name == "adam" and cfg.optimizer.lr == pytest.approx(1e-3)
+    assert cfg.optimizer.name == "adam" and cfg.optimizer.lr == pytest.approx(2e-3)
+    assert cfg.optimizer.schedule == "cosine" and cfg.optimizer.warmup == pytest.approx(0.1)
     assert cfg.dataset.name == "fashion_mnist" and cfg.dataset.limit is None
-    assert cfg.trainer.epochs == 10 and cfg.trainer.batch_size == 32
+    assert cfg.dataset.augment.flip is True
+    assert cfg.trainer.epochs == 15 and cfg.trainer.batch_size == 128
+    assert cfg.trainer.precision == "mixed_bfloat16" and cfg.trainer.steps_per_execution == 16
     assert cfg.mlflow.tracking_uri is None
+
+
+def test_the_reference_network_keeps_the_reference_recipe():
+    cfg = compose(["backbone=custom_cnn"])
+    assert cfg.optimizer.lr == pytest.approx(1e-3) and cfg.optimizer.schedule == "constant"
+    assert cfg.trainer.epochs == 10 and cfg.trainer.batch_size == 32
+    assert cfg.trainer.precision == "float32" and cfg.dataset.augment.flip is False
+    # The command line beats the recipe; an optimizer chosen brings its own rate.
+    cfg = compose(["trainer.epochs=3", "optimizer.lr=0.01"])
+    assert cfg.trainer.epochs == 3 and cfg.optimizer.lr == pytest.approx(0.01)
+    assert compose(["optimizer=sgd"]).optimizer.lr == pytest.approx(1e-2)
+    assert compose(["phase=finetune"]).optimizer.lr == pytest.approx(1e-5)
 
 
 @pytest.mark.parametrize(
@@ -42,7 +57,7 @@ def test_every_group_option_composes(group):
 
 def test_groups_hold_the_options_users_type():
     assert options("optimizer") == ["adam", "rmsprop", "sgd"]
-    assert options("backbone") == ["custom_cnn", "mobilenet", "vgg16", "xception"]
+    assert options("backbone") == ["compact_cnn", "custom_cnn", "mobilenet", "vgg16", "xception"]
     assert options("phase") == ["finetune", "scratch", "transfer"]
     assert options("dataset") == ["animals", "fashion_mnist", "image_folder", "shapes"]
 
@@ -119,7 +134,7 @@ def test_command_line_lists_options_for_unknown_backbone(workdir):
 def test_help_lists_the_groups(workdir):
     result = run_cli("--help", cwd=workdir)
     assert result.returncode == 0
-    assert "backbone: custom_cnn, mobilenet, vgg16, xception" in result.stdout
+    assert "backbone: compact_cnn, custom_cnn, mobilenet, vgg16, xception" in result.stdout
 
 
 def test_cfg_job_does_not_import_tensorflow(workdir):
@@ -136,4 +151,4 @@ def test_cfg_job_does_not_import_tensorflow(workdir):
         [sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    assert "custom_cnn" in result.stdout
+    assert "compact_cnn" in result.stdout

@@ -22,6 +22,8 @@ PHASES = ("scratch", "transfer", "finetune")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 DATASETS = ("fashion_mnist", "image_folder", "animals", "shapes")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+SCHEDULES = ("constant", "cosine")
 METRICS = ("val_accuracy", "val_loss", "accuracy", "loss", "test_accuracy", "test_loss")
 MODEL_URI_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
 
@@ -49,6 +51,8 @@ class OptimizerConfig:
     lr: float = 1e-3
     momentum: float = 0.0  # sgd and rmsprop only
     nesterov: bool = False  # sgd only
+    schedule: str = "constant"  # constant | cosine (to zero at the last step of each stage)
+    warmup: float = 0.0  # cosine: fraction of the steps warming up linearly from lr/10
 
 
 @dataclass
@@ -84,6 +88,7 @@ class TrainerConfig:
     threads: int | None = None  # TensorFlow's intra-op threads; null = cores / parallel jobs
     logical_cpus: int | None = None  # split the CPU into N devices (mirrored without GPUs)
     checkpoints: bool = True  # save best.keras and last.keras every epoch; logged at the end
+    precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (Keras dtype policy)
     resume: str | None = None  # a run id: continue that run from its last checkpoint
 
 
@@ -149,6 +154,9 @@ def validate(cfg: DictConfig) -> None:
         _choice(d.name, DATASETS, "dataset.name", "dataset"),
         _choice(cfg.metric, METRICS, "metric", "metric"),
         _choice(t.strategy, STRATEGIES, "trainer.strategy", "strategy"),
+        _choice(t.precision, PRECISIONS, "trainer.precision", "precision"),
+        _choice(o.schedule, SCHEDULES, "optimizer.schedule", "schedule"),
+        (0 <= o.warmup < 1, "optimizer.warmup", f"must be in [0, 1), got {o.warmup}"),
         (t.threads is None or t.threads >= 1, "trainer.threads", "must be >= 1 or null"),
         (t.logical_cpus is None or t.logical_cpus >= 1, "trainer.logical_cpus", "must be >= 1"),
         (o.lr > 0, "optimizer.lr", f"must be > 0, got {o.lr}"),

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import re
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -165,8 +166,14 @@ def metrics_logger(box, step_offset: int = 0, extra: dict[str, float] | None = N
     import keras
 
     class MlflowMetrics(keras.callbacks.Callback):
+        started = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
         def on_epoch_end(self, epoch, logs=None):
             metrics = {k: float(v) for k, v in (logs or {}).items()}
+            metrics["epoch_time_s"] = time.perf_counter() - self.started  # with validation
             metrics.update(extra or {})
             box.metrics(metrics, step=step_offset + epoch)
 

@@ -67,6 +67,7 @@ def run(cfg: DictConfig) -> float:
     # The model is built before the run opens: missing weights or a bad init_from fail
     # here, leaving no run behind.
     _seed(cfg.seed, cfg.trainer.deterministic)
+    runtime.set_precision(cfg.trainer.precision)
     phase = phases.module(cfg.phase.name)
     with runtime.scope(distribution):
         model = resume.load_model(resuming.model_path) if resuming else phase.build(cfg, data)
@@ -327,6 +328,7 @@ def _release() -> None:
     import keras
 
     keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy("float32")
 
 
 def _log_reports(cfg, data, probs: np.ndarray, history: dict[str, list[float]], box) -> None:

@@ -27,9 +27,10 @@ class BackboneSpec:
     imagenet: bool  # whether ImageNet weights exist for it
     preprocessing: str  # what its in-model preprocessing does, in words (README's table)
     head_units: int = 0  # a hidden dense layer in the head (0: none)
+    head_batchnorm: bool = False  # batch normalisation on that hidden layer
 
 
-_MODULES = ("custom_cnn", "vgg16", "xception", "mobilenet")
+_MODULES = ("compact_cnn", "custom_cnn", "vgg16", "xception", "mobilenet")
 
 
 def _module(name: str) -> ModuleType:
@@ -67,11 +68,11 @@ def build(cfg, input_shape: tuple[int, ...], num_classes: int, *, frozen_bn: boo
     x = preprocess(x)
     base = load_base(module, cfg.backbone.name, cfg.backbone.weights, input_shape)
     x = base(x, training=False) if frozen_bn else base(x)
-    head = _head(base.output_shape, num_classes, cfg.backbone.dropout, module.SPEC.head_units)
+    head = _head(base.output_shape, num_classes, cfg.backbone.dropout, module.SPEC)
     return keras.Model(inputs, head(x), name=cfg.backbone.name)
 
 
-def _head(feature_shape, num_classes: int, dropout: float, units: int):
+def _head(feature_shape, num_classes: int, dropout: float, spec: BackboneSpec):
     """Pool the feature map if there is one, [a hidden layer], drop out, classify."""
     import keras
     from keras import layers
@@ -79,9 +80,18 @@ def _head(feature_shape, num_classes: int, dropout: float, units: int):
     head = [keras.Input(shape=feature_shape[1:])]
     if len(feature_shape) == 4:
         head.append(layers.GlobalAveragePooling2D())
-    if units:
-        head.append(layers.Dense(units, activation="relu"))
+    if spec.head_units and spec.head_batchnorm:
+        head += [
+            layers.Dense(spec.head_units, use_bias=False),
+            layers.BatchNormalization(),
+            layers.Activation("relu"),
+        ]
+    elif spec.head_units:
+        head.append(layers.Dense(spec.head_units, activation="relu"))
     if dropout > 0:
         head.append(layers.Dropout(dropout))
-    head.append(layers.Dense(num_classes, activation="softmax", name="predictions"))
+    # float32 even under a mixed precision policy: a stable softmax, float32 probabilities.
+    head.append(
+        layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")
+    )
     return keras.Sequential(head, name="head")

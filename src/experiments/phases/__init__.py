@@ -21,12 +21,15 @@ def module(name: str) -> ModuleType:
     return importlib.import_module(f"experiments.phases.{name}")
 
 
-def compile_model(model, cfg, lr: float | None = None) -> None:
-    """Compile with the configured optimizer (``lr`` overrides its learning rate)."""
+def compile_model(model, cfg, lr: float | None = None, steps: int | None = None) -> None:
+    """Compile with the configured optimizer (``lr`` overrides its learning rate).
+
+    ``steps``: the stage's total training steps, for a learning-rate schedule.
+    """
     from experiments import optimizers
 
     model.compile(
-        optimizer=optimizers.build(cfg.optimizer, lr=lr),
+        optimizer=optimizers.build(cfg.optimizer, lr=lr, steps=steps),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=cfg.trainer.steps_per_execution,
@@ -67,6 +70,11 @@ def freeze_base(model) -> None:
     model.get_layer("base").trainable = False
 
 
+def total_steps(cfg, data, epochs: int) -> int:
+    """Training steps of ``epochs`` epochs over ``data``'s training set."""
+    return epochs * -(-len(data.x_train) // cfg.trainer.batch_size)
+
+
 def done(start, stage: str) -> int:
     """Epochs of ``stage`` already done in a resumed run (0 when not resuming it)."""
     return start.epochs_done if start is not None and start.stage == stage else 0
@@ -88,7 +96,7 @@ def train_head(
     freeze_base(model)
     if is_active(cfg.dataset.augment) or not cfg.phase.cache_features:
         if initial_epoch == 0 or model.optimizer is None:
-            compile_model(model, cfg, lr)
+            compile_model(model, cfg, lr, total_steps(cfg, data, epochs))
         return fit(model, cfg, (data.x_train, data.y_train), (data.x_val, data.y_val),
                    callbacks, epochs, initial_epoch)  # fmt: skip
     import keras
@@ -104,7 +112,7 @@ def train_head(
     head = model.get_layer("head")
     if initial_epoch:
         log.info("Resuming the head's training with a fresh optimizer state (cached features)")
-    compile_model(head, cfg, lr)
+    compile_model(head, cfg, lr, total_steps(cfg, data, epochs))
     history = fit(head, cfg, (f_train, data.y_train), (f_val, data.y_val), callbacks, epochs,
                   initial_epoch)  # fmt: skip
     # The whole model evaluates and predicts from raw images. Its optimizer is built now,

@@ -15,7 +15,15 @@ import logging
 from experiments import backbones
 from experiments.config import unfreeze_count
 from experiments.errors import ConfigError
-from experiments.phases import CallbackFactory, compile_model, done, fit, merge, train_head
+from experiments.phases import (
+    CallbackFactory,
+    compile_model,
+    done,
+    fit,
+    merge,
+    total_steps,
+    train_head,
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +75,7 @@ def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str,
     else:
         unfrozen = unfreeze(model.get_layer("base"), unfreeze_count(cfg.phase.unfreeze))
         log.info("Fine-tuning %d layers of the base at lr=%g", len(unfrozen), cfg.optimizer.lr)
-        compile_model(model, cfg)
+        compile_model(model, cfg, steps=total_steps(cfg, data, cfg.trainer.epochs))
     tuned = fit(model, cfg, (data.x_train, data.y_train), (data.x_val, data.y_val),
                 callbacks("finetune", warmup_epochs), cfg.trainer.epochs,
                 done(start, "finetune"))  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from experiments import backbones
-from experiments.phases import CallbackFactory, compile_model, done, fit
+from experiments.phases import CallbackFactory, compile_model, done, fit, total_steps
 
 
 def build(cfg, data):
@@ -12,6 +12,6 @@ def build(cfg, data):
 
 def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str, list[float]]:
     if start is None or model.optimizer is None:
-        compile_model(model, cfg)
+        compile_model(model, cfg, steps=total_steps(cfg, data, cfg.trainer.epochs))
     return fit(model, cfg, (data.x_train, data.y_train), (data.x_val, data.y_val),
                callbacks("scratch", 0), cfg.trainer.epochs, done(start, "scratch"))  # fmt: skip

@@ -1,0 +1,98 @@
+"""What every benchmark needs: the machine, running the real command line, medians."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def machine() -> str:
+    """One line: cores, CPU model, AMX, Python, TensorFlow and Keras versions."""
+    from importlib.metadata import version
+
+    tf = "tensorflow-cpu" if _has("tensorflow-cpu") else "tensorflow"
+    amx = "AMX-BF16" if "amx_bf16" in cpu_flags() else "no AMX"
+    return (
+        f"{os.cpu_count()} cores, {cpu_model()} ({amx}), Python {platform.python_version()}, "
+        f"TensorFlow {version(tf)}, "
+        f"Keras {version('keras')}, MLflow {version('mlflow')}"
+    )
+
+
+def _has(distribution: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(distribution)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    return env
+
+
+def run(
+    args: list[str], cwd: Path, check: bool = True
+) -> tuple[float, subprocess.CompletedProcess]:
+    """Run ``python <args>`` in ``cwd``; return its wall time and the completed process."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=environment(), capture_output=True, text=True
+    )
+    elapsed = time.perf_counter() - started
+    if check and result.returncode != 0:
+        raise SystemExit(f"failed: python {' '.join(args)}\n{result.stderr[-3000:]}")
+    return elapsed, result
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: list[float]) -> str:
+    """``mean ± standard deviation`` (or the single value)."""
+    if len(values) < 2:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def last_run(store: Path):
+    """The newest run in the store at ``store`` (a sqlite file)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{store}")
+    experiments = client.search_experiments()
+    runs = client.search_runs([e.experiment_id for e in experiments], order_by=["start_time DESC"])
+    return client, runs[0]

@@ -1,0 +1,50 @@
+"""A compact CNN for small grayscale images, designed for the CPU: the default backbone.
+
+Three 3x3 convolutions (32, 64, 96 filters, "same" padding), each followed by 2x2 max
+pooling, so the image shrinks 28 -> 14 -> 7 -> 3 and the costly full-resolution stage has
+only 32 filters; then the 3x3x96 map is flattened (the position of a feature matters
+for clothes) and dropped out. About 6 million multiply-adds per 28x28 image, 130,000
+parameters with its head (64 units, dropout, the classes).
+
+Its training recipe, in ``conf/backbone/compact_cnn.yaml``: batch 128, 15 epochs, Adam
+with a short warm-up and a cosine decay, random horizontal flips, bfloat16 compute.
+Batch normalisation was left out: on this CPU it tripled the epoch time for no gain
+(benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from experiments.backbones import BackboneSpec
+
+SPEC = BackboneSpec(
+    name="compact_cnn",
+    min_size=8,  # three 2x2 poolings
+    channels=None,
+    imagenet=False,
+    preprocessing="scale to [0, 1]",
+    head_units=64,
+    head_batchnorm=True,
+)
+FILTERS = (32, 64, 96)
+FEATURE_DROPOUT = 0.15  # on the flattened feature map, before the head
+
+
+def preprocessing() -> list:
+    from keras import layers
+
+    return [layers.Rescaling(1.0 / 255, name="rescale")]
+
+
+def base(input_shape: tuple[int, ...], weights: str | None = None):
+    """The convolutions, flattened and dropped out; randomly initialised."""
+    import keras
+    from keras import layers
+
+    stack = [keras.Input(shape=input_shape)]
+    for filters in FILTERS:
+        stack += [
+            layers.Conv2D(filters, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+        ]
+    stack += [layers.Flatten(), layers.Dropout(FEATURE_DROPOUT)]
+    return keras.Sequential(stack, name="base")
