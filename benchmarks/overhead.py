@@ -26,7 +26,8 @@ def framework(epochs: int, limit: int | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "mlflow.db"
         extra = [f"dataset.limit={limit}"] if limit else []
-        wall, _ = run(["-m", "experiments", f"trainer.epochs={epochs}", "trainer.batch_size=32",
+        wall, _ = run(["-m", "experiments", "backbone=custom_cnn", f"trainer.epochs={epochs}",
+                       "trainer.batch_size=32",
                        "trainer.verbose=0", *extra, f"mlflow.tracking_uri=sqlite:///{store}"],
                       Path(tmp))  # fmt: skip
         client = mlflow.MlflowClient(f"sqlite:///{store}")

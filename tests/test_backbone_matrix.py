@@ -13,7 +13,7 @@ from experiments import train
 from experiments.config import compose
 from experiments.datasets import shapes
 
-BACKBONES = ["custom_cnn", "vgg16", "xception", "mobilenet"]
+BACKBONES = ["compact_cnn", "custom_cnn", "vgg16", "xception", "mobilenet"]
 PHASES = ["scratch", "transfer", "finetune"]
 QUICK = [
     "dataset=shapes", "dataset.image_size=72", "dataset.per_class=8", "backbone.weights=null",

@@ -59,7 +59,7 @@ def test_table_rows_match_mlflow(workdir, three_store, three_runs):
         assert row["lr"] == run.data.params["optimizer.lr"]
         assert float(row["test_accuracy"]) == run.data.metrics["test_accuracy"]
         assert float(row["test_loss"]) == run.data.metrics["test_loss"]
-        assert float(row["trainable_params"]) == 93322
+        assert float(row["trainable_params"]) == run.data.metrics["trainable_params"] == 130282
         assert f"{run.data.metrics['test_accuracy']:.4f}" in text_line
     for name in ("comparison.md", "test_accuracy.png", "val_accuracy_curves.png"):
         assert (workdir / "comparison" / name).stat().st_size > 0

@@ -66,7 +66,8 @@ def test_finetune_lowers_the_learning_rate_unless_told_otherwise():
     assert compose(["phase=finetune"]).optimizer.lr == pytest.approx(1e-5)
     assert compose(["phase=finetune", "optimizer=sgd"]).optimizer.lr == pytest.approx(1e-5)
     assert compose(["phase=finetune", "optimizer.lr=1e-4"]).optimizer.lr == pytest.approx(1e-4)
-    assert compose(["phase=transfer"]).optimizer.lr == pytest.approx(1e-3)
+    assert compose(["phase=transfer"]).optimizer.lr == pytest.approx(2e-3)  # compact's recipe
+    assert compose(["phase=transfer", "backbone=custom_cnn"]).optimizer.lr == pytest.approx(1e-3)
 
 
 @pytest.mark.parametrize(
@@ -78,7 +79,7 @@ def test_finetune_lowers_the_learning_rate_unless_told_otherwise():
         ("trainer.batch_size=0", "trainer.batch_size"),
         ("dataset.limit=0", "dataset.limit"),
         ("dataset.val_split=1.5", "dataset.val_split"),
-        ("dataset.image_size=8", "dataset.image_size"),
+        ("dataset.image_size=7", "dataset.image_size"),  # compact_cnn's minimum is 8
         ("metric=f1", "metric"),
         ("backbone=vgg16", "dataset.image_size"),  # 28 < 32
         ("phase.unfreeze=some", "phase.unfreeze"),
@@ -115,7 +116,7 @@ def test_flatten_gives_dotted_params():
     flat = flatten(compose(["optimizer=sgd"]))
     assert flat["optimizer.name"] == "sgd"
     assert flat["optimizer.momentum"] == pytest.approx(0.9)
-    assert flat["trainer.epochs"] == 10
+    assert flat["trainer.epochs"] == 15
 
 
 def test_command_line_rejects_bad_value_before_tensorflow(workdir):

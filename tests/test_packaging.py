@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -15,7 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """The project's wheel, built from this checkout and installed into a folder of its own."""
+    """The project's wheel, built from this checkout and installed into a fresh virtualenv.
+
+    The new environment sees this environment's site-packages for the dependencies
+    (TensorFlow, MLflow... are not downloaded again), through a ``.pth`` line: the
+    ``.pth`` files in there, among them the editable install of this checkout, are not
+    run, so ``experiments`` can only come from the wheel.
+    """
     work = tmp_path_factory.mktemp("wheel")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(
@@ -27,19 +34,27 @@ def installed(tmp_path_factory) -> Path:
     assert "experiments/conf/config.yaml" in names
     assert "experiments/conf/backbone/xception.yaml" in names
     assert "experiments/conf/hydra/launcher/slurm.yaml" in names
-    target = work / "site"
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
     subprocess.run(
-        [*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
+        [*pip, "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
-    return target
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    (Path(site) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python
 
 
-def run_installed(target: Path, cwd: Path, *args: str):
-    env = {**user_environment(), "PYTHONPATH": str(target), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("MLFLOW_TRACKING_URI", None)
+def run_installed(python: Path, cwd: Path, *args: str):
+    env = {**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    for name in ("MLFLOW_TRACKING_URI", "PYTHONPATH", "VIRTUAL_ENV"):
+        env.pop(name, None)
     return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [str(python), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
 
 
@@ -47,7 +62,8 @@ def test_installed_wheel_composes_and_trains_from_another_folder(installed, tmp_
     where = run_installed(
         installed, tmp_path, "-c", "import experiments; print(experiments.__file__)"
     )
-    assert where.stdout.strip().startswith(str(installed))  # not this checkout
+    assert where.returncode == 0, where.stderr[-2000:]
+    assert where.stdout.strip().startswith(str(installed.parents[1]))  # the venv, not the checkout
 
     cfg = run_installed(installed, tmp_path, "-m", "experiments", "--cfg", "job", "backbone=vgg16",
                         "dataset=shapes")  # fmt: skip

@@ -79,7 +79,10 @@ def run(cfg: DictConfig) -> float:
         "data.skipped_files": str(data.skipped), **provenance.tags(), **_parent_tag(uri),
     }  # fmt: skip
     if resuming:  # the same run, its tags updated: where and how it was resumed
-        tags = {"resumed_at_step": str(resuming.state.next_step), **provenance.tags()}
+        tags = {
+            "resumed_at_step": str(resuming.state.next_step),
+            **{f"resumed.{key}": value for key, value in provenance.tags().items()},
+        }  # the original command and overrides stay as they were
         opened = mlflow.start_run(run_id=resuming.run_id, tags=tags)
     else:
         opened = mlflow.start_run(

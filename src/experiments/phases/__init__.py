@@ -32,8 +32,22 @@ def compile_model(model, cfg, lr: float | None = None, steps: int | None = None)
         optimizer=optimizers.build(cfg.optimizer, lr=lr, steps=steps),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        steps_per_execution=cfg.trainer.steps_per_execution,
+        steps_per_execution=_steps_per_execution(cfg.trainer.steps_per_execution),
     )
+
+
+def _steps_per_execution(wanted: int) -> int:
+    """``wanted``, except under a tf.distribute strategy, where Keras 3.15 fails with it
+    ("You must feed a value for placeholder tensor"): one batch per call there."""
+    import tensorflow as tf
+
+    if wanted > 1 and tf.distribute.has_strategy():
+        log.warning(
+            "trainer.steps_per_execution=%d is not supported with trainer.strategy; using 1",
+            wanted,
+        )
+        return 1
+    return wanted
 
 
 def fit(
