@@ -64,7 +64,11 @@ def feature_pass(names: tuple[str, ...], count: int, size: int = 150) -> dict[st
     for name in names:
         module = _module(name)
         extractor = keras.Sequential(
-            [keras.Input((size, size, 3)), *module.preprocessing(), module.base((size, size, 3))]
+            [
+                keras.Input((size, size, 3)),
+                *module.preprocessing(),
+                module.base((size, size, 3), None),
+            ]
         )
         extractor.predict(images[:64], batch_size=64, verbose=0)  # trace the graph first
         started = time.perf_counter()

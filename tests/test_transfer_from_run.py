@@ -15,7 +15,9 @@ TARGET = ["dataset.classes=[1,3,5,7,9]", "dataset.limit=40", "trainer.epochs=15"
 
 
 def test_transfer_from_own_run_beats_scratch_with_the_same_budget(workdir, store_uri, fashion_dir):
-    common = [f"mlflow.tracking_uri={store_uri}", "trainer.verbose=0", "mlflow.samples=0"]
+    # The README's example: the reference network.
+    common = [f"mlflow.tracking_uri={store_uri}", "trainer.verbose=0", "mlflow.samples=0",
+              "backbone=custom_cnn"]  # fmt: skip
     train.run(compose([*common, *PRETRAIN, "mlflow.run_name=pretrain"]))
     pretrain = mlflow.search_runs(
         experiment_names=["experiments"], filter_string="run_name = 'pretrain'",
