@@ -157,7 +157,27 @@ def ui_command(uri: str) -> str:
     return f"open {uri} in a browser"
 
 
-def metrics_logger(box, step_offset: int = 0, extra: dict[str, float] | None = None):
+def stopwatch():
+    """A Keras callback timing each epoch (training and validation); put it first in the
+    list, so that the callbacks after it (checkpoints, logging) are not counted."""
+    import keras
+
+    class Stopwatch(keras.callbacks.Callback):
+        seconds: float | None = None
+        started = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = time.perf_counter() - self.started
+
+    return Stopwatch()
+
+
+def metrics_logger(
+    box, step_offset: int = 0, extra: dict[str, float] | None = None, stopwatch=None
+):
     """A Keras callback that logs every epoch's metrics to the active run in one batched call.
 
     The call is asynchronous (over HTTP a synchronous one costs tens of milliseconds);
@@ -166,14 +186,10 @@ def metrics_logger(box, step_offset: int = 0, extra: dict[str, float] | None = N
     import keras
 
     class MlflowMetrics(keras.callbacks.Callback):
-        started = 0.0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
         def on_epoch_end(self, epoch, logs=None):
             metrics = {k: float(v) for k, v in (logs or {}).items()}
-            metrics["epoch_time_s"] = time.perf_counter() - self.started  # with validation
+            if stopwatch is not None and stopwatch.seconds is not None:
+                metrics["epoch_time_s"] = stopwatch.seconds
             metrics.update(extra or {})
             box.metrics(metrics, step=step_offset + epoch)
 

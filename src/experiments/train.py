@@ -240,10 +240,13 @@ def _callback_factory(stages: list[str], folder: Path | None, model, box):
         entry = f"{stage}@{first_step}"
         if entry not in stages:  # a resumed stage is already listed
             stages.append(entry)
-        found = [keras.callbacks.TerminateOnNaN()]  # stop within the batch, not epochs later
+        timer = tracking.stopwatch()  # first: the epoch's time without saving and logging
+        found = [timer, keras.callbacks.TerminateOnNaN()]  # stop within the batch
         if folder is not None:  # before the metrics: an epoch logged is an epoch saved
             found.append(checkpoints.callback(folder, model, stage, first_step, stages))
-        found.append(tracking.metrics_logger(box, first_step, {"stage": stages.index(entry)}))
+        found.append(
+            tracking.metrics_logger(box, first_step, {"stage": stages.index(entry)}, timer)
+        )
         return found
 
     return callbacks
