@@ -114,6 +114,38 @@ def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri,
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
+def test_ctrl_c_ends_the_run_killed_and_keeps_its_checkpoint(workdir, store_uri, fashion_dir):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "experiments", "backbone=custom_cnn", "dataset.limit=3000",
+         "trainer.epochs=30", "trainer.verbose=0", "mlflow.samples=0",
+         f"mlflow.tracking_uri={store_uri}"],
+        cwd=workdir, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    client = mlflow.MlflowClient(store_uri)
+    deadline = time.monotonic() + 120
+    run_id = None
+    while time.monotonic() < deadline and process.poll() is None and run_id is None:
+        try:
+            runs = client.search_runs([client.get_experiment_by_name("experiments").experiment_id])
+        except Exception:  # the store is being created
+            runs = []
+        if runs and client.get_metric_history(runs[0].info.run_id, "val_accuracy"):
+            run_id = runs[0].info.run_id
+        time.sleep(0.2)
+    assert run_id, "the run never logged its first epoch"
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    process.communicate(timeout=60)
+    assert process.returncode != 0
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert "KeyboardInterrupt" in run.data.tags["failure_reason"]
+    epochs = len(client.get_metric_history(run_id, "val_accuracy"))
+    assert 1 <= epochs < 30
+    state = json.loads((workdir / "checkpoints" / run_id / "last.json").read_text())
+    assert state["epochs_done"] >= epochs  # every epoch logged was saved
+    assert (workdir / "checkpoints" / run_id / "last.keras").is_file()
+
+
 def test_resume_refuses_unknown_runs_and_config_changes(workdir, store_uri, fashion_dir):
     unknown = run_cli("trainer.resume=0123abcd", f"mlflow.tracking_uri={store_uri}", cwd=workdir)
     assert unknown.returncode == 2
