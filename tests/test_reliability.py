@@ -120,6 +120,8 @@ def test_ctrl_c_ends_the_run_killed_and_keeps_its_checkpoint(workdir, store_uri,
          "trainer.epochs=30", "trainer.verbose=0", "mlflow.samples=0",
          f"mlflow.tracking_uri={store_uri}"],
         cwd=workdir, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # As from a terminal: a shell's background job (CI) inherits SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     client = mlflow.MlflowClient(store_uri)
     deadline = time.monotonic() + 120
