@@ -28,3 +28,20 @@ def run_cli(*overrides: str, cwd: Path, env: dict | None = None, module: str = "
         text=True,
         timeout=600,
     )
+
+
+def first_epoch_run_id(client, process, timeout: float = 120) -> str | None:
+    """The id of the run ``process`` opened, once it has logged its first epoch (or None)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            experiment = client.get_experiment_by_name("experiments")
+            runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        except Exception:  # the store is being created
+            runs = []
+        if runs and client.get_metric_history(runs[0].info.run_id, "val_accuracy"):
+            return runs[0].info.run_id
+        time.sleep(0.2)
+    return None

@@ -10,7 +10,7 @@ import sys
 import time
 
 import mlflow
-from helpers import run_cli, user_environment
+from helpers import first_epoch_run_id, run_cli, user_environment
 from omegaconf import OmegaConf
 
 from experiments import provenance, tracking
@@ -52,17 +52,7 @@ def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri,
         command, cwd=workdir, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     client = mlflow.MlflowClient(store_uri)
-    deadline = time.monotonic() + 120
-    run_id = None
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            runs = client.search_runs([client.get_experiment_by_name("experiments").experiment_id])
-        except Exception:  # the store is being created
-            runs = []
-        if runs and client.get_metric_history(runs[0].info.run_id, "val_accuracy"):
-            run_id = runs[0].info.run_id
-            break
-        time.sleep(0.2)
+    run_id = first_epoch_run_id(client, process)
     assert run_id, "the run never logged its first epoch"
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
@@ -124,16 +114,7 @@ def test_ctrl_c_ends_the_run_killed_and_keeps_its_checkpoint(workdir, store_uri,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     client = mlflow.MlflowClient(store_uri)
-    deadline = time.monotonic() + 120
-    run_id = None
-    while time.monotonic() < deadline and process.poll() is None and run_id is None:
-        try:
-            runs = client.search_runs([client.get_experiment_by_name("experiments").experiment_id])
-        except Exception:  # the store is being created
-            runs = []
-        if runs and client.get_metric_history(runs[0].info.run_id, "val_accuracy"):
-            run_id = runs[0].info.run_id
-        time.sleep(0.2)
+    run_id = first_epoch_run_id(client, process)
     assert run_id, "the run never logged its first epoch"
     process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     process.communicate(timeout=60)

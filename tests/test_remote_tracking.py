@@ -15,7 +15,7 @@ import urllib.request
 import mlflow
 import numpy as np
 import pytest
-from helpers import run_cli, user_environment
+from helpers import first_epoch_run_id, run_cli, user_environment
 
 
 def free_port() -> int:
@@ -97,14 +97,7 @@ def test_a_server_that_goes_away_mid_run_loses_nothing(workdir, tmp_path, fashio
     )  # fmt: skip
     try:
         client = mlflow.MlflowClient(url)
-        deadline = time.monotonic() + 120
-        run_id = None
-        while time.monotonic() < deadline and training.poll() is None and run_id is None:
-            experiment = client.get_experiment_by_name("experiments")
-            runs = client.search_runs([experiment.experiment_id]) if experiment else []
-            if runs and client.get_metric_history(runs[0].info.run_id, "val_accuracy"):
-                run_id = runs[0].info.run_id
-            time.sleep(0.2)
+        run_id = first_epoch_run_id(client, training)
         assert run_id, "the run never logged its first epoch"
     finally:
         stop(server, signal.SIGKILL)  # the server goes away, as a crashed one does
