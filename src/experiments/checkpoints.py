@@ -1,9 +1,10 @@
 """Checkpoints: the whole model after every epoch, and where training stood, for resuming.
 
 ``checkpoints/<run_id>/`` (under the working directory) holds ``last.keras`` (after every
-epoch), ``best.keras`` (at each new best ``val_accuracy`` of a stage) and ``last.json``
-(the stage, its epochs done and the next step of the run's step axis). Each file is
-written beside its final name and renamed into place, so a kill during a save leaves the
+epoch), ``last.json`` (the stage, its epochs done, the next step of the run's step axis
+and the best epoch so far) and ``best.keras`` with ``best.json`` (the best epoch of the
+run's ``metric`` over all its stages, written by ``best_epoch``). Each file is written
+beside its final name and renamed into place, so a kill during a save leaves the
 previous checkpoint whole.
 """
 
@@ -25,6 +26,8 @@ class State:
     first_step: int  # the stage's first step on the run's step axis
     epochs_done: int  # epochs of this stage completed
     stages: list[str] = field(default_factory=list)  # "<stage>@<first step>", so far
+    best: dict | None = None  # best_epoch.Tracker.state() after this epoch
+    epochs: list[dict] = field(default_factory=list)  # each epoch's logged metrics, by step
 
     @property
     def next_step(self) -> int:
@@ -43,34 +46,31 @@ def read_state(where: Path) -> State | None:
     return State(**json.loads(path.read_text()))
 
 
-def callback(where: Path, model, stage: str, first_step: int, stages: list[str]):
-    """A Keras callback saving ``model`` (the whole model, whatever ``fit`` trains) each epoch."""
+def callback(where: Path, model, stage: str, first_step: int, stages: list[str], tracker, epochs):
+    """A Keras callback saving ``model`` (the whole model, whatever ``fit`` trains) each epoch,
+    with where training stood, ``tracker``'s best epoch (a ``best_epoch.Tracker``) and
+    ``epochs``, the metrics of every epoch so far (what the run logs; a resume re-sends
+    any that a kill kept from reaching the store)."""
     import keras
 
     where.mkdir(parents=True, exist_ok=True)
 
     class Checkpoint(keras.callbacks.Callback):
-        best = -float("inf")
-
         def on_epoch_end(self, epoch, logs=None):
-            _save(model, where / LAST)
-            state = State(stage, first_step, epoch + 1, list(stages))
-            _write_atomically(where / STATE, json.dumps(asdict(state)).encode())
-            score = (logs or {}).get("val_accuracy")
-            if score is not None and score > self.best:
-                self.best = score
-                _save(model, where / BEST)
+            save_model(model, where / LAST)
+            state = State(stage, first_step, epoch + 1, list(stages), tracker.state(), epochs)
+            write_atomically(where / STATE, json.dumps(asdict(state)).encode())
 
     return Checkpoint()
 
 
-def _save(model, path: Path) -> None:
+def save_model(model, path: Path) -> None:
     partial = path.with_name(f".{path.stem}.partial.keras")
     model.save(partial)
     os.replace(partial, path)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(data)
     os.replace(partial, path)

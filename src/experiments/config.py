@@ -78,6 +78,12 @@ class DatasetConfig:
 
 
 @dataclass
+class EarlyStoppingConfig:
+    patience: int | None = None  # epochs without a gain in `metric` before a stage stops
+    min_delta: float = 0.0  # the smallest change of `metric` that counts as a gain
+
+
+@dataclass
 class TrainerConfig:
     epochs: int = 10
     batch_size: int = 32
@@ -90,6 +96,8 @@ class TrainerConfig:
     checkpoints: bool = True  # save best.keras and last.keras every epoch; logged at the end
     precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (Keras dtype policy)
     resume: str | None = None  # a run id: continue that run from its last checkpoint
+    restore_best: bool = True  # test, report and log the best epoch of `metric`, not the last
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 
 @dataclass
@@ -164,6 +172,16 @@ def validate(cfg: DictConfig) -> None:
         (t.epochs >= 1, "trainer.epochs", f"must be >= 1, got {t.epochs}"),
         (t.batch_size >= 1, "trainer.batch_size", f"must be >= 1, got {t.batch_size}"),
         (t.steps_per_execution >= 1, "trainer.steps_per_execution", "must be >= 1"),
+        (
+            t.early_stopping.patience is None or t.early_stopping.patience >= 1,
+            "trainer.early_stopping.patience",
+            f"must be >= 1 or null, got {t.early_stopping.patience}",
+        ),
+        (
+            t.early_stopping.min_delta >= 0,
+            "trainer.early_stopping.min_delta",
+            f"must be >= 0, got {t.early_stopping.min_delta}",
+        ),
         (d.limit is None or d.limit >= 1, "dataset.limit", f"must be >= 1 or null, got {d.limit}"),
         (0 < d.val_split < 1, "dataset.val_split", f"must be in (0, 1), got {d.val_split}"),
         (0 <= d.test_split < 1, "dataset.test_split", f"must be in [0, 1), got {d.test_split}"),

@@ -10,15 +10,40 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def learning_curves(history: dict[str, list[float]]):
-    """Accuracy and loss per epoch, training against validation, side by side."""
+def stage_starts(stages: list[str]) -> dict[str, int]:
+    """``["warmup@0", "finetune@2"]`` as ``{"warmup": 0, "finetune": 2}``."""
+    starts = {}
+    for entry in stages:
+        name, _, step = entry.rpartition("@")
+        starts[name] = int(step)
+    return starts
+
+
+def learning_curves(history: dict[str, list[float]], starts: dict[str, int] | None = None):
+    """Accuracy and loss per epoch, training against validation, side by side.
+
+    The x axis is MLflow's step axis (epochs from 0); a dashed line marks where each stage
+    after the first begins (where fine-tuning starts).
+    """
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
         for key, style in ((metric, "-o"), (f"val_{metric}", "-s")):
             if key in history:
-                epochs = np.arange(1, len(history[key]) + 1)
-                ax.plot(epochs, history[key], style, label=key)
-        ax.set_xlabel("epoch")
+                ax.plot(np.arange(len(history[key])), history[key], style, label=key)
+        for name, step in (starts or {}).items():
+            if step > 0:
+                ax.axvline(step - 0.5, color="gray", linestyle="--", linewidth=1)
+                ax.annotate(
+                    f"{name} starts",
+                    (step - 0.5, 1.0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(3, -12),
+                    textcoords="offset points",
+                    fontsize=8,
+                    color="gray",
+                )
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.set_xlabel("epoch (MLflow step)")
         ax.set_ylabel(metric)
         ax.set_title(f"model {metric}")
         ax.grid(alpha=0.3)

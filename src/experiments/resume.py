@@ -18,6 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from experiments import checkpoints
+from experiments.best_epoch import BEST_STATE
 from experiments.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class Resume:
     run_id: str
     model_path: Path  # the checkpoint to load
     state: checkpoints.State
-    history: dict[str, list[float]]  # the epochs already logged, per metric
+    epochs: list[dict]  # the metrics of each epoch before ``state.next_step``, by step
 
 
 def prepare(cfg: DictConfig, uri: str, overrides: list[str]) -> tuple[DictConfig, Resume]:
@@ -64,12 +65,13 @@ def prepare(cfg: DictConfig, uri: str, overrides: list[str]) -> tuple[DictConfig
             f"run {run_id} has no checkpoint: neither {where}/{checkpoints.LAST} with "
             f"{checkpoints.STATE} nor the artifact checkpoints/{checkpoints.LAST}",
         )
-    history = _logged_history(client, run_id, state.next_step)
+    epochs = _epochs(client, run_id, state)
+    _send_missing(client, run_id, epochs)
     log.info(
         "Resuming run %s: stage %s after %d epoch(s), at step %d, from %s",
         run_id, state.stage, state.epochs_done, state.next_step, where / checkpoints.LAST,
     )  # fmt: skip
-    return resumed, Resume(run_id, where / checkpoints.LAST, state, history)
+    return resumed, Resume(run_id, where / checkpoints.LAST, state, epochs)
 
 
 def _merge(cfg: DictConfig, logged: DictConfig, overrides: list[str], run_id: str) -> DictConfig:
@@ -111,22 +113,45 @@ def _fetch_logged_checkpoint(client, run_id: str, where: Path) -> checkpoints.St
         if checkpoints.read_state(fetched) is None:
             return None
         where.mkdir(parents=True, exist_ok=True)
-        for name in (checkpoints.LAST, checkpoints.STATE, checkpoints.BEST):
+        for name in (checkpoints.LAST, checkpoints.STATE, checkpoints.BEST, BEST_STATE):
             if (fetched / name).is_file():
                 shutil.copy2(fetched / name, where / name)
     log.info("Fetched the checkpoint logged by run %s into %s", run_id, where)
     return checkpoints.read_state(where)
 
 
-def _logged_history(client, run_id: str, before_step: int) -> dict[str, list[float]]:
-    """The per-epoch curves logged before ``before_step`` (the resumed epochs come after)."""
-    history: dict[str, list[float]] = {}
-    for key in CURVES:
-        points = {m.step: m.value for m in client.get_metric_history(run_id, key)}
-        values = [points[step] for step in sorted(points) if step < before_step]
-        if values:
-            history[key] = values
-    return history
+def _epochs(client, run_id: str, state: checkpoints.State) -> list[dict]:
+    """Each epoch's metrics up to the checkpoint: as the checkpoint recorded them, or as
+    logged (a checkpoint written before checkpoints recorded them)."""
+    if len(state.epochs) >= state.next_step:
+        return [dict(entry) for entry in state.epochs[: state.next_step]]
+    epochs: list[dict] = [{} for _ in range(state.next_step)]
+    for key in (*CURVES, "epoch_time_s", "stage"):
+        for point in client.get_metric_history(run_id, key):
+            if point.step < state.next_step:
+                epochs[point.step][key] = point.value
+    return epochs
+
+
+def _send_missing(client, run_id: str, epochs: list[dict]) -> None:
+    """Log the checkpointed epochs that never reached the store (a kill -9 during the
+    asynchronous send), so that every step has its value once."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    missing = []
+    for key in sorted({key for entry in epochs for key in entry}):
+        logged = {point.step for point in client.get_metric_history(run_id, key)}
+        missing += [
+            Metric(key, entry[key], now, step)
+            for step, entry in enumerate(epochs)
+            if key in entry and step not in logged
+        ]
+    if missing:
+        log.info("Logging %d epoch metric(s) that the interrupted run did not send", len(missing))
+        client.log_batch(run_id, metrics=missing)
 
 
 def load_model(path: Path):

@@ -175,10 +175,34 @@ def stopwatch():
     return Stopwatch()
 
 
-def metrics_logger(
-    box, step_offset: int = 0, extra: dict[str, float] | None = None, stopwatch=None
-):
-    """A Keras callback that logs every epoch's metrics to the active run in one batched call.
+def epoch_recorder(epochs: list[dict], step_offset: int, extra: dict[str, float], stopwatch):
+    """A Keras callback writing each epoch's metrics into ``epochs[step]`` (the run's axis):
+    Keras' logs, ``epoch_time_s`` and ``extra``. Put it before the checkpoint and the logger,
+    which save and send that entry."""
+    import keras
+
+    class EpochRecorder(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            metrics = {k: float(v) for k, v in (logs or {}).items()}
+            if stopwatch.seconds is not None:
+                metrics["epoch_time_s"] = stopwatch.seconds
+            metrics.update(extra)
+            step = step_offset + epoch
+            del epochs[step:]  # an epoch trained again after a resume replaces its entry
+            epochs.append(metrics)
+
+    return EpochRecorder()
+
+
+def curves(epochs: list[dict]) -> dict[str, list[float]]:
+    """The per-epoch values of each metric every epoch has, e.g. ``{"val_loss": [...]}``."""
+    keys = set.intersection(*(set(entry) for entry in epochs)) if epochs else set()
+    return {key: [entry[key] for entry in epochs] for key in sorted(keys)}
+
+
+def metrics_logger(box, epochs: list[dict]):
+    """A Keras callback that logs the latest entry of ``epochs`` to the active run in one
+    batched call, at its step.
 
     The call is asynchronous (over HTTP a synchronous one costs tens of milliseconds);
     ``box`` (an Outbox) keeps on disk what does not reach a server that went away.
@@ -187,17 +211,16 @@ def metrics_logger(
 
     class MlflowMetrics(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            metrics = {k: float(v) for k, v in (logs or {}).items()}
-            if stopwatch is not None and stopwatch.seconds is not None:
-                metrics["epoch_time_s"] = stopwatch.seconds
-            metrics.update(extra or {})
-            box.metrics(metrics, step=step_offset + epoch)
+            box.metrics(epochs[-1], step=len(epochs) - 1)
 
     return MlflowMetrics()
 
 
-def log_keras_model(model, class_names: list[str]) -> str:
-    """Log ``model`` under the artifact name ``model``; return its ``runs:/`` URI."""
+def log_keras_model(model, class_names: list[str], step: int = 0) -> str:
+    """Log ``model`` under the artifact name ``model``; return its ``runs:/`` URI.
+
+    ``step``: the epoch its weights come from; MLflow links that step's metrics to it.
+    """
     import keras
     import mlflow
     import numpy as np
@@ -221,6 +244,7 @@ def log_keras_model(model, class_names: list[str]) -> str:
         signature=signature,
         pip_requirements=requirements,
         metadata={"class_names": list(class_names)},
+        step=step,
     )
     return f"runs:/{info.run_id}/model"
 

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments import (
     backbones,
+    best_epoch,
     checkpoints,
     datasets,
     outbox,
@@ -160,22 +161,22 @@ def _train_and_log(cfg, data, phase, model, box, resuming=None) -> tuple[dict, d
     stages: list[str] = list(resuming.state.stages) if resuming else []
     run_id = mlflow.active_run().info.run_id
     folder = checkpoints.folder(run_id) if cfg.trainer.checkpoints or resuming else None
+    tracker = _tracker(cfg, folder, resuming)
+    epochs: list[dict] = resuming.epochs if resuming else []  # the whole run's, by step
+    callbacks = _callback_factory(stages, folder, model, box, tracker, epochs, cfg.trainer)
     started = time.perf_counter()
-    history = phase.train(
-        model, cfg, data, _callback_factory(stages, folder, model, box),
-        start=resuming.state if resuming else None,
-    )  # fmt: skip
+    phase.train(model, cfg, data, callbacks, start=resuming.state if resuming else None)
     train_time = time.perf_counter() - started
-    if resuming:  # the curves of the whole run, for the best epoch and the plots
-        history = phases.merge(resuming.history, history)
+    history = tracking.curves(epochs)
     box.settle()
     if folder is not None and folder.is_dir():
         box.send("checkpoints", lambda: mlflow.log_artifacts(str(folder), "checkpoints"),
                  outbox.keep_tree(folder, "checkpoints"))  # fmt: skip
     _check_finite(history)
-    box.send("tags", lambda: mlflow.set_tag("stages", ",".join(stages)),
-             outbox.keep_json("tags.json", {"stages": ",".join(stages)}))  # fmt: skip
+    box.send("tags", lambda: mlflow.set_tags(_stage_tags(stages, tracker)),
+             outbox.keep_json("tags.json", _stage_tags(stages, tracker)))  # fmt: skip
     log.info("Trained in %.1f s", train_time)
+    step = _model_step(cfg, model, tracker, history, folder)
 
     batch = max(cfg.trainer.batch_size, 64)
     test = model.evaluate(data.x_test, data.y_test, batch_size=batch, verbose=0, return_dict=True)
@@ -184,20 +185,54 @@ def _train_and_log(cfg, data, phase, model, box, resuming=None) -> tuple[dict, d
     metrics = {
         "test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
         "train_time_s": train_time, "total_params": model.count_params(),
-        "trainable_params": trainable,
+        "trainable_params": trainable, **_selection_metrics(history, tracker),
     }  # fmt: skip
+    box.metrics(metrics, step=step)  # at the model's step: MLflow shows them with the model
+    _log_reports(cfg, data, probs, history, box, stages)
+    if cfg.mlflow.log_model:
+        box.send(
+            "the model (model.keras)",
+            lambda: tracking.log_keras_model(model, data.class_names, step=step),
+            lambda folder: model.save(folder / "model.keras"),
+        )  # fmt: skip
+    return history, test
+
+
+def _tracker(cfg, folder: Path | None, resuming) -> best_epoch.Tracker:
+    """The best epoch of ``cfg.metric`` so far: none, or where the resumed run left it."""
+    metric = best_epoch.epoch_metric(cfg.metric)
+    if not resuming:
+        return best_epoch.Tracker(metric)
+    return best_epoch.resumed(metric, folder, resuming.state.best)
+
+
+def _model_step(cfg, model, tracker, history: dict, folder: Path | None) -> int:
+    """Restore the best epoch's weights (``trainer.restore_best``); the step the model is from."""
+    last_step = len(history.get("loss", [])) - 1
+    if cfg.trainer.restore_best and best_epoch.restore(model, tracker, last_step, folder):
+        return tracker.step
+    return max(last_step, 0)
+
+
+def _selection_metrics(history: dict, tracker) -> dict[str, float]:
+    """The best epochs of the validation curves, and where the run's ``metric`` peaked."""
+    metrics: dict[str, float] = {}
     if history.get("val_accuracy"):
         metrics["best_val_accuracy"] = max(history["val_accuracy"])
     if history.get("val_loss"):
         metrics["best_val_loss"] = min(history["val_loss"])
-    box.metrics(metrics)
-    _log_reports(cfg, data, probs, history, box)
-    if cfg.mlflow.log_model:
-        box.send(
-            "the model (model.keras)", lambda: tracking.log_keras_model(model, data.class_names),
-            lambda folder: model.save(folder / "model.keras"),
-        )  # fmt: skip
-    return history, test
+    if tracker.step is not None:
+        metrics["best_epoch"] = tracker.step
+    if tracker.stopped_step is not None:
+        metrics["stopped_epoch"] = tracker.stopped_step
+    return metrics
+
+
+def _stage_tags(stages: list[str], tracker) -> dict[str, str]:
+    tags = {"stages": ",".join(stages)}
+    if tracker.stage is not None:
+        tags["best_epoch_stage"] = tracker.stage
+    return tags
 
 
 def _parent_tag(uri: str) -> dict[str, str]:
@@ -227,12 +262,13 @@ def _log_resumed_settings(cfg) -> None:
         mlflow.set_tags(changed)
 
 
-def _callback_factory(stages: list[str], folder: Path | None, model, box):
+def _callback_factory(stages: list[str], folder: Path | None, model, box, tracker, epochs, trainer):
     """Callbacks for each stage of a phase; stage k's epochs log ``stage=k`` on the shared axis.
 
+    ``tracker`` follows the best epoch across stages (and stops a stage early when asked).
     With ``folder``, the whole ``model`` (even while only its head trains on cached
-    features) is saved after every epoch and at the stage's best ``val_accuracy``, with
-    where training stood, so a crash leaves the latest on disk and the run can resume.
+    features) is saved after every epoch and at the run's best epoch, with where training
+    stood, so a crash leaves the latest on disk and the run can resume.
     """
     import keras
 
@@ -241,12 +277,18 @@ def _callback_factory(stages: list[str], folder: Path | None, model, box):
         if entry not in stages:  # a resumed stage is already listed
             stages.append(entry)
         timer = tracking.stopwatch()  # first: the epoch's time without saving and logging
-        found = [timer, keras.callbacks.TerminateOnNaN()]  # stop within the batch
+        extra = {"stage": stages.index(entry)}
+        found = [
+            timer,
+            keras.callbacks.TerminateOnNaN(),  # stop within the batch
+            tracking.epoch_recorder(epochs, first_step, extra, timer),
+            best_epoch.callback(tracker, model, stage, first_step, trainer, folder),
+        ]
         if folder is not None:  # before the metrics: an epoch logged is an epoch saved
-            found.append(checkpoints.callback(folder, model, stage, first_step, stages))
-        found.append(
-            tracking.metrics_logger(box, first_step, {"stage": stages.index(entry)}, timer)
-        )
+            found.append(
+                checkpoints.callback(folder, model, stage, first_step, stages, tracker, epochs)
+            )
+        found.append(tracking.metrics_logger(box, epochs))
         return found
 
     return callbacks
@@ -337,12 +379,13 @@ def _release() -> None:
     keras.mixed_precision.set_global_policy("float32")
 
 
-def _log_reports(cfg, data, probs: np.ndarray, history: dict[str, list[float]], box) -> None:
+def _log_reports(cfg, data, probs: np.ndarray, history: dict, box, stages: list[str]) -> None:
     """Curves, confusion matrix, per-class scores, sample and misclassified predictions."""
 
     predicted = probs.argmax(axis=1)
     matrix = reports.confusion_matrix(data.y_test, predicted, data.num_classes)
-    _log_figure(box, reports.learning_curves(history), "plots/learning_curves.png")
+    curves = reports.learning_curves(history, reports.stage_starts(stages))
+    _log_figure(box, curves, "plots/learning_curves.png")
     _log_figure(
         box, reports.confusion_figure(matrix, data.class_names), "plots/confusion_matrix.png"
     )

@@ -1,0 +1,151 @@
+"""The run's best epoch: which one it is, its weights, and early stopping on it.
+
+One ``Tracker`` follows the run's ``metric`` over every stage of its phase (both stages of
+``finetune``) on the run's step axis. A Keras callback per stage feeds it each epoch,
+keeps a copy of the weights of the best epoch (and ``checkpoints/best.keras`` with
+``best.json``), and stops the stage when ``trainer.early_stopping.patience`` epochs went
+by without an improvement of more than ``min_delta``. At the end, ``restore`` puts the
+best epoch's weights back, so the test, the reports and the logged model come from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+BEST_STATE = "best.json"  # which epoch checkpoints/best.keras holds
+
+
+def epoch_metric(metric: str) -> str:
+    """The per-epoch metric that picks the best epoch for ``metric``.
+
+    A test metric never picks an epoch (that would select on the test set): its
+    validation counterpart does.
+    """
+    return metric.replace("test_", "val_", 1) if metric.startswith("test_") else metric
+
+
+def lower_is_better(metric: str) -> bool:
+    return "loss" in metric
+
+
+@dataclass
+class Tracker:
+    """The best epoch so far, and the last epoch that improved by more than ``min_delta``."""
+
+    metric: str  # the per-epoch metric, e.g. val_accuracy
+    value: float | None = None
+    step: int | None = None  # on the run's step axis (0-based epochs)
+    stage: str | None = None
+    improved_step: int | None = None  # for early stopping
+    improved_value: float | None = None
+    stopped_step: int | None = None  # where early stopping ended the run, if it did
+    snapshot: list = field(default_factory=list, repr=False)  # (variable, value) pairs
+
+    def better(self, value: float, than: float | None, margin: float = 0.0) -> bool:
+        if than is None:
+            return True
+        if lower_is_better(self.metric):
+            return value < than - margin
+        return value > than + margin
+
+    def state(self) -> dict:
+        """What a resumed run needs to go on (the weights are in best.keras)."""
+        return {k: v for k, v in asdict(self).items() if k != "snapshot"}
+
+    @classmethod
+    def from_state(cls, metric: str, state: dict | None) -> Tracker:
+        if not state or state.get("metric") != metric:
+            return cls(metric)
+        return cls(**{k: v for k, v in state.items() if k != "snapshot"})
+
+
+def callback(tracker: Tracker, model, stage: str, first_step: int, trainer, folder: Path | None):
+    """A Keras callback following ``tracker`` through one stage (its ``fit`` call).
+
+    ``model`` is the whole model, whatever ``fit`` trains (the head alone, on cached
+    features, shares its weights). ``trainer`` holds ``early_stopping.patience`` (None:
+    off) and ``early_stopping.min_delta``.
+    """
+    import keras
+
+    patience = trainer.early_stopping.patience
+    min_delta = trainer.early_stopping.min_delta
+
+    class BestEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(tracker.metric)
+            if value is None:
+                return
+            step = first_step + epoch
+            value = float(value)
+            if tracker.better(value, tracker.value):
+                tracker.value, tracker.step, tracker.stage = value, step, stage
+                tracker.snapshot = [(v, v.numpy()) for v in model.weights]
+                if folder is not None:
+                    _save_best(model, folder, tracker)
+            if tracker.better(value, tracker.improved_value, min_delta):
+                tracker.improved_value, tracker.improved_step = value, step
+            if patience is not None and _waited(tracker, step, first_step) >= patience:
+                tracker.stopped_step = step
+                self.model.stop_training = True  # the model fit() trains: the head or all
+                log.info(
+                    "Early stopping after epoch %d: no gain of %s over %g in %d epoch(s)",
+                    step, tracker.metric, min_delta, patience,
+                )  # fmt: skip
+
+    return BestEpoch()
+
+
+def _waited(tracker: Tracker, step: int, first_step: int) -> int:
+    """Epochs without improvement, counted from the stage's start at the earliest."""
+    since = tracker.improved_step if tracker.improved_step is not None else -1
+    return step - max(since, first_step - 1)
+
+
+def _save_best(model, folder: Path, tracker: Tracker) -> None:
+    from experiments import checkpoints
+
+    checkpoints.save_model(model, folder / checkpoints.BEST)
+    checkpoints.write_atomically(folder / BEST_STATE, json.dumps(tracker.state()).encode())
+
+
+def resumed(metric: str, folder: Path, state: dict | None) -> Tracker:
+    """The tracker of a resumed run, whose best weights are in ``folder/best.keras``.
+
+    A kill between saving ``best.keras`` and ``last.json`` can leave a best from an epoch
+    that is about to be trained again; that one is dropped.
+    """
+    tracker = Tracker.from_state(metric, state)
+    path = folder / BEST_STATE
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    if tracker.step is not None and saved.get("step") != tracker.step:
+        log.warning(
+            "checkpoints/best.keras holds epoch %s, not the best epoch %s: "
+            "the best epoch is chosen again from the resumed epochs",
+            saved.get("step"), tracker.step,
+        )  # fmt: skip
+        return Tracker(metric)
+    return tracker
+
+
+def restore(model, tracker: Tracker, last_step: int, folder: Path | None) -> bool:
+    """Put the best epoch's weights back into ``model``; False when there is nothing to do."""
+    if tracker.step is None or tracker.step == last_step:
+        return False
+    if tracker.snapshot:
+        for variable, value in tracker.snapshot:
+            variable.assign(value)
+    else:  # a resumed run whose best epoch came before the interruption
+        from experiments import checkpoints
+
+        model.load_weights(folder / checkpoints.BEST)
+    log.info(
+        "Restored the weights of epoch %d (%s, best %s=%.4f); the last epoch was %d",
+        tracker.step, tracker.stage, tracker.metric, tracker.value, last_step,
+    )  # fmt: skip
+    return True
