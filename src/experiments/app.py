@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 
@@ -19,8 +20,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float:
-    """Train one model as configured and return the metric Hydra's sweepers optimise."""
+def main(cfg: DictConfig) -> float | None:
+    """Train one model as configured and return the metric Hydra's sweepers optimise.
+
+    In a sweep, a job that failed returns None, which a sweeper cannot read as a number:
+    Optuna records that trial as failed and goes on with the search.
+    """
     from experiments import sweep
     from experiments.config import validate
 
@@ -29,7 +34,11 @@ def main(cfg: DictConfig) -> float:
         validate(cfg)  # before the training stack (matplotlib, TensorFlow) is even imported
         from experiments import train
 
-        return train.run(cfg)
+        value = train.run(cfg)
+        if in_sweep and not math.isfinite(value):
+            log.warning("%s is %s: reported to the sweeper as a failed trial", cfg.metric, value)
+            return None
+        return value
     except ExperimentError as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
@@ -43,4 +52,4 @@ def main(cfg: DictConfig) -> float:
         sweep.record_failed_job(exc)
     # In a sweep, a failed job must not stop the others nor the summary: the parent's
     # callback reports it and the command exits non-zero at the end.
-    return float("nan")
+    return None

@@ -15,22 +15,11 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from experiments.metrics import lower_is_better
+
 log = logging.getLogger(__name__)
 
 BEST_STATE = "best.json"  # which epoch checkpoints/best.keras holds
-
-
-def epoch_metric(metric: str) -> str:
-    """The per-epoch metric that picks the best epoch for ``metric``.
-
-    A test metric never picks an epoch (that would select on the test set): its
-    validation counterpart does.
-    """
-    return metric.replace("test_", "val_", 1) if metric.startswith("test_") else metric
-
-
-def lower_is_better(metric: str) -> bool:
-    return "loss" in metric
 
 
 @dataclass

@@ -8,6 +8,7 @@ run of its own (a child of the sweep's parent when ``parent=`` is given).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ class CompareArgs:
     metric: str = "val_accuracy"  # sort by it, best first (its best epoch for val_*)
     output_dir: str = "comparison"  # where the table and the plots are written
     log: bool = True  # also log them to MLflow
+    register_as: str | None = None  # register the best run's model under this name (@champion)
     mlflow: MlflowArgs = field(default_factory=MlflowArgs)
 
 
@@ -80,27 +82,36 @@ def _compare(argv: list[str]) -> int:
         raise ConfigError("filter", f"no runs to compare in {shown} for this selection")
     table = summary.rows(runs, cfg.metric)
     print(summary.to_text(table, cfg.metric))
+    print(summary.configurations_text(table, cfg.metric))
     paths = summary.write_files(client, table, cfg.metric, Path(cfg.output_dir))
     print(f"\nWrote {', '.join(str(p) for p in paths)}")
-    if cfg.log:
+    problems: list[str] = []
+    if cfg.log or cfg.register_as:
         target = _comparison_run(client, experiment_id, cfg)
         try:
             summary.log_to_run(client, target, table, cfg.metric)
+            if cfg.register_as:
+                where = {"run_id": target, "tracking_uri": uri}
+                problems = summary.register_best(client, where, table, cfg.metric, cfg.register_as)
         except BaseException:
             client.set_terminated(target, "FAILED")
             raise
         client.set_terminated(target, "FINISHED")
         print(f"Logged to run {target} in {shown}")
-    return 0
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 2 if problems else 0
 
 
 def _comparison_run(client, experiment_id: str, cfg) -> str:
     """A run of its own for the comparison; under the sweep's parent when ``parent=`` is given."""
+    from experiments.tracking import default_tags
+
     tags = {"experiments.kind": "comparison", "filter": cfg.filter or "", "metric": cfg.metric}
     if cfg.parent:
         tags["mlflow.parentRunId"] = cfg.parent
     name = time.strftime("compare-%Y%m%d-%H%M%S")
-    return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    return client.create_run(experiment_id, run_name=name, tags=default_tags(tags)).info.run_id
 
 
 def main(argv: list[str] | None = None) -> None:

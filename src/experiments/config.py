@@ -15,6 +15,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from experiments import backbones
 from experiments.errors import ConfigError
+from experiments.metrics import lower_is_better
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
@@ -108,6 +109,7 @@ class MlflowConfig:
     log_model: bool = True
     samples: int = 12  # test images drawn in the prediction grid
     top_k: int = 3  # probabilities kept per sample in the top-k table
+    register_as: str | None = None  # sweeps: register the best run's model under this name
 
 
 @dataclass
@@ -124,6 +126,12 @@ class Config:
 
 def register() -> None:
     ConfigStore.instance().store(name="base_config", node=Config)
+    # ${direction_of:${metric}}: what a sweeper does with the metric (conf/hparams_search/).
+    OmegaConf.register_new_resolver("direction_of", direction_of, replace=True)
+
+
+def direction_of(metric: str) -> str:
+    return "minimize" if lower_is_better(metric) else "maximize"
 
 
 register()

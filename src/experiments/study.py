@@ -5,6 +5,11 @@ report's image folder (``data/animals``; the synthetic ``shapes`` when it is mis
 the custom CNN on Fashion-MNIST, all in a new MLflow experiment ``study-<date>-<time>``,
 compared side by side at the end. Overrides apply to every run, except ``dataset.*``,
 ``backbone.*`` and ``phase.*``, which apply to the image sweep only.
+
+``seeds=N`` repeats every configuration with seeds 1 to N; the closing table then
+aggregates them (mean ± sd, min, max, and which configurations are indistinguishable from
+the best). ``mlflow.register_as=<name>`` registers the best run's model as ``<name>``,
+alias ``champion``.
 """
 
 from __future__ import annotations
@@ -24,20 +29,45 @@ def commands(overrides: list[str], animals_present: bool, stamp: str) -> list[li
     """The three command lines of the study: image sweep, custom CNN, comparison.
 
     Each study gets an MLflow experiment of its own (``study-<stamp>``), so its closing
-    table holds its seven runs and no earlier ones.
+    table holds its seven runs (times the seeds) and no earlier ones.
     """
+    seeds, overrides = _take(overrides, "seeds=")
+    register, overrides = _take(overrides, "mlflow.register_as=")
     if not any(o.startswith("mlflow.experiment_name=") for o in overrides):
         overrides = [*overrides, f"mlflow.experiment_name=study-{stamp}"]
+    repeat = []
+    if seeds is not None:
+        repeat = [f"seed={','.join(str(s) for s in range(1, _count(seeds) + 1))}"]
     dataset = "animals" if animals_present else "shapes"
     shared = [o for o in overrides if not o.startswith(IMAGE_ONLY)]
     python = [sys.executable, "-m"]
     compare = [o for o in overrides if o.startswith(COMPARE_KEYS)]
+    if register is not None:
+        compare.append(f"register_as={register}")
+    custom = [*python, "experiments", *(["-m"] if repeat else []), "backbone=custom_cnn"]
     return [
         [*python, "experiments", "-m", "backbone=vgg16,xception,mobilenet",
-         "phase=transfer,finetune", f"dataset={dataset}", *overrides],
-        [*python, "experiments", "backbone=custom_cnn", "dataset=fashion_mnist", *shared],
+         "phase=transfer,finetune", f"dataset={dataset}", *repeat, *overrides],
+        [*custom, "dataset=fashion_mnist", *repeat, *shared],
         [*python, "experiments.compare", *compare, "metric=test_accuracy"],
     ]  # fmt: skip
+
+
+def _take(overrides: list[str], prefix: str) -> tuple[str | None, list[str]]:
+    """The value of the ``prefix`` argument (the last one given), and the others."""
+    values = [o.removeprefix(prefix) for o in overrides if o.startswith(prefix)]
+    rest = [o for o in overrides if not o.startswith(prefix)]
+    return (values[-1] if values else None), rest
+
+
+def _count(seeds: str) -> int:
+    try:
+        count = int(seeds)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise SystemExit(f"error: seeds={seeds}: must be a number of seeds >= 1, e.g. seeds=3")
+    return count
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,10 @@
-"""Side-by-side tables of finished runs, for sweep parents and the compare command."""
+"""Side-by-side tables of finished runs, for sweep parents and the compare command.
+
+Two tables: one row per run (its test accuracy with a 95% interval from its test-set
+size), and one row per configuration, where runs that differ only in ``seed`` are
+aggregated (n, mean ± standard deviation, min and max) and each configuration is tested
+against the best one (``stats`` says how).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,9 @@ import csv
 import io
 import tempfile
 from pathlib import Path
+
+from experiments import aggregate, stats
+from experiments.metrics import lower_is_better, sort_key
 
 # (column, where it comes from): tag, param, metric or run info
 COLUMNS = [
@@ -23,13 +32,21 @@ COLUMNS = [
     ("best_val_accuracy", "metric.best_val_accuracy"),
     ("test_accuracy", "metric.test_accuracy"),
     ("test_loss", "metric.test_loss"),
+    ("test_acc_low", None),  # the 95% Wilson interval of test_accuracy
+    ("test_acc_high", None),
+    ("seed", "param.seed"),
     ("overrides", "tag.hydra.overrides"),
     ("run_id", "info.run_id"),
 ]
-LOWER_IS_BETTER = ("loss",)
+# Params that do not make a configuration: the seed, where and how a run was tracked or
+# shown, and the data sizes that follow from the rest.
+NOT_CONFIGURATION = ("seed", "mlflow.", "runtime.", "data.", "trainer.resume", "trainer.verbose",
+                     "trainer.checkpoints", "trainer.threads")  # fmt: skip
 
 
-def _value(run, source: str):
+def _value(run, source: str | None):
+    if source is None:
+        return None
     kind, _, key = source.partition(".")
     if kind == "info":
         return getattr(run.info, key)
@@ -43,27 +60,35 @@ def _value(run, source: str):
     return value
 
 
-def sort_key(metric: str) -> str:
-    """The table column a metric sorts by (``val_accuracy`` sorts by its best epoch)."""
-    return f"best_{metric}" if metric in ("val_accuracy", "val_loss") else metric
+def _row(run, key: str) -> dict:
+    row = {name: _value(run, source) for name, source in COLUMNS}
+    if key not in row:
+        row[key] = _value(run, f"metric.{key}")
+    sizes = {part: run.data.params.get(f"data.{part}_size") for part in ("test", "val")}
+    row["sizes"] = {part: int(size) for part, size in sizes.items() if size is not None}
+    if row["test_accuracy"] is not None and "test" in row["sizes"]:
+        low, high = stats.wilson_interval(row["test_accuracy"], row["sizes"]["test"])
+        row["test_acc_low"], row["test_acc_high"] = low, high
+    row["configuration"] = tuple(
+        sorted((k, v) for k, v in run.data.params.items() if not k.startswith(NOT_CONFIGURATION))
+    )
+    return row
 
 
-def rows(runs, metric: str) -> list[dict]:
-    """One row per run, best first by ``metric``; runs without it come last."""
-    table = [{name: _value(run, source) for name, source in COLUMNS} for run in runs]
-    key = sort_key(metric)
-    for row, run in zip(table, runs, strict=True):
-        if key not in row:
-            row[key] = _value(run, f"metric.{key}")
-    lower = any(word in metric for word in LOWER_IS_BETTER)
-
+def _order(key: str, lower: bool):
     def order(row):
         value = row.get(key)
         if value is None:
             return (1, 0.0)
         return (0, value if lower else -value)
 
-    return sorted(table, key=order)
+    return order
+
+
+def rows(runs, metric: str) -> list[dict]:
+    """One row per run, best first by ``metric``; runs without it come last."""
+    key = sort_key(metric)
+    return sorted((_row(run, key) for run in runs), key=_order(key, lower_is_better(metric)))
 
 
 def _cell(value, column: str = "") -> str:
@@ -83,7 +108,8 @@ TEXT_COLUMNS = [
     ("run", "run"), ("status", "status"), ("backbone", "backbone"), ("phase", "phase"),
     ("dataset", "dataset"), ("optimizer", "opt"), ("lr", "lr"), ("epochs", "epochs"),
     ("params", "params"), ("train_time_s", "time_s"), ("best_val_accuracy", "best_val_acc"),
-    ("test_accuracy", "test_acc"), ("test_loss", "test_loss"),
+    ("test_accuracy", "test_acc"), ("test_ci", "test_acc_95%"), ("test_loss", "test_loss"),
+    ("seed", "seed"),
 ]  # fmt: skip
 
 
@@ -97,6 +123,10 @@ def _params(row: dict) -> str:
 def _text_cell(row: dict, key: str) -> str:
     if key == "params":
         return _params(row)
+    if key == "test_ci":
+        if row.get("test_acc_low") is None:
+            return "-"
+        return f"[{row['test_acc_low']:.4f}, {row['test_acc_high']:.4f}]"
     if key == "lr" and row.get("lr") is not None:
         return f"{float(row['lr']):.3g}"  # a sampled lr is stored with all its digits
     return _cell(row.get(key), key)
@@ -106,13 +136,7 @@ def to_text(table: list[dict], metric: str) -> str:
     """A fixed-width table for the terminal."""
     headers = [header for _, header in TEXT_COLUMNS]
     cells = [[_text_cell(row, key) for key, _ in TEXT_COLUMNS] for row in table]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = [
-        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
-        "  ".join("-" * w for w in widths),
-    ]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return f"{len(table)} runs, best first by {metric}:\n" + "\n".join(lines)
+    return f"{len(table)} runs, best first by {metric}:\n" + aggregate.fixed_width(headers, cells)
 
 
 def to_markdown(table: list[dict]) -> str:
@@ -143,7 +167,11 @@ def write_files(client, table: list[dict], metric: str, folder: Path) -> list[Pa
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "comparison.csv").write_text(to_csv(table))
     (folder / "comparison.md").write_text(to_markdown(table))
-    paths = [folder / "comparison.csv", folder / "comparison.md"]
+    groups = aggregate.configurations(table, metric)
+    (folder / "configurations.csv").write_text(aggregate.to_csv(groups))
+    (folder / "configurations.txt").write_text(aggregate.to_text(groups, metric) + "\n")
+    paths = [folder / n for n in ("comparison.csv", "comparison.md", "configurations.csv",
+                                  "configurations.txt")]  # fmt: skip
     finished = [row for row in table if row.get("test_accuracy") is not None]
     if finished:
         labels = [_label(row) for row in finished]  # run names repeat across seeds and sweeps
@@ -167,20 +195,47 @@ def log_to_run(client, run_id: str, table, metric: str, failed_jobs=()) -> None:
         for path in write_files(client, table, metric, Path(tmp)):
             client.log_artifact(run_id, str(path), "summary")
     key = sort_key(metric)
-    best = next(
-        (row for row in table if row.get(key) is not None and row["status"] == "FINISHED"), None
-    )
+    best = aggregate.champion(aggregate.configurations(table, metric))
     if best is not None:
         client.set_tag(run_id, "best_run_id", best["run_id"])
         client.set_tag(run_id, "best_run_name", best["run"])
-        client.log_metric(run_id, f"best_{metric}", float(best[key]))
+        client.set_tag(run_id, f"best_{metric}", f"{float(best[key]):.6g}")
         # The best job's own settings, e.g. an Optuna trial's sampled values.
         for item in (best.get("overrides") or "").split():
             name, sep, value = item.partition("=")
             if sep and not name.startswith(("hydra", "hparams_search")):
                 client.log_param(run_id, f"best.{name.lstrip('+~')}", value)
-    client.log_metric(run_id, "runs", len(table))
-    client.log_metric(run_id, "failed_runs", sum(r["status"] == "FAILED" for r in table))
+    # Counts are tags: as metrics they would fill the UI's charts with meaningless plots.
+    client.set_tag(run_id, "runs", str(len(table)))
+    client.set_tag(run_id, "failed_runs", str(sum(r["status"] == "FAILED" for r in table)))
     if failed_jobs:
         lines = [f"#{j['job']} {' '.join(j['overrides'])}: {j['error']}" for j in failed_jobs]
         client.log_text(run_id, "\n".join(lines) + "\n", "summary/failed_jobs.txt")
+
+
+def configurations_text(table: list[dict], metric: str) -> str:
+    return "\n" + aggregate.to_text(aggregate.configurations(table, metric), metric)
+
+
+def register_best(client, target: dict, table: list[dict], metric: str, name: str) -> list[str]:
+    """Register the best configuration's best run's model as ``name``@champion.
+
+    ``target`` is the run that records it (``run_id``, ``tracking_uri``); returns the
+    problems to report (none when it was registered).
+    """
+    from experiments import tracking
+    from experiments.errors import ExperimentError
+
+    best = aggregate.champion(aggregate.configurations(table, metric))
+    if best is None:
+        return [f"error: register_as={name}: no finished run to register"]
+    try:
+        version = tracking.register_champion(
+            target["tracking_uri"], best["run_id"], name, "register_as"
+        )
+    except ExperimentError as exc:
+        return [f"error: {exc}"]
+    client.set_tag(target["run_id"], "registered_model", f"{name}/{version}")
+    print(f"Registered {best['run']} ({best['run_id']}) as models:/{name}/{version}, "
+          f"alias {tracking.CHAMPION}: models:/{name}@{tracking.CHAMPION}", flush=True)  # fmt: skip
+    return []

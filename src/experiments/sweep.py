@@ -38,6 +38,16 @@ def parent_of_current_job() -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def varying_keys(config: DictConfig) -> list[str]:
+    """The keys a sweep varies: its sweep overrides (``lr=1e-3,1e-2``) and a sweeper's params."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    keys = [o.key_or_group.lstrip("+~") for o in parsed if o.is_sweep_override()]
+    searched = config.hydra.sweeper.get("params") or {}
+    return keys + [key for key in searched if key not in keys]
+
+
 def record_failed_job(error: BaseException) -> None:
     """Leave a note in the sweep folder for a job that failed, run or no run."""
     from hydra.core.hydra_config import HydraConfig
@@ -62,13 +72,17 @@ class MlflowSweepCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         overrides = tracking.redact(" ".join(config.hydra.overrides.task))
+        tags = {
+            "experiments.kind": "sweep", "hydra.overrides": overrides,
+            "command": tracking.redact(" ".join(sys.argv)),
+        }  # fmt: skip
         parent = mlflow.MlflowClient(uri).create_run(
-            experiment_id,
-            run_name=f"sweep-{sweep_dir.name}",
-            tags={"experiments.kind": "sweep", "hydra.overrides": overrides,
-                  "command": tracking.redact(" ".join(sys.argv))},
-        )  # fmt: skip
-        info = {"run_id": parent.info.run_id, "tracking_uri": uri, "experiment_id": experiment_id}
+            experiment_id, run_name=f"sweep-{sweep_dir.name}", tags=tracking.default_tags(tags)
+        )
+        info = {
+            "run_id": parent.info.run_id, "tracking_uri": uri, "experiment_id": experiment_id,
+            "varying": varying_keys(config),
+        }  # fmt: skip
         shutil.rmtree(sweep_dir / FAILED_DIR, ignore_errors=True)  # a reused sweep folder
         (sweep_dir / PARENT_FILE).write_text(json.dumps(info))
         log.info("MLflow sweep parent run %s in %s", parent.info.run_id, tracking.redact(uri))
@@ -97,14 +111,23 @@ class MlflowSweepCallback(Callback):
             json.loads(p.read_text()) for p in sorted((sweep_dir / FAILED_DIR).glob("*.json"))
         ]
         table = summary.rows(children, config.metric)
+        problems = [
+            f"job #{job['job']} ({' '.join(job['overrides'])}) failed: {job['error']}"
+            for job in failed_jobs
+        ]
         try:
             summary.log_to_run(client, info["run_id"], table, config.metric, failed_jobs)
+            if config.mlflow.register_as:
+                problems += summary.register_best(
+                    client, info, table, config.metric, config.mlflow.register_as
+                )
         finally:
             client.set_terminated(info["run_id"], "FINISHED")
         print(summary.to_text(table, config.metric), flush=True)
-        for job in failed_jobs:
-            print(f"job #{job['job']} ({' '.join(job['overrides'])}) failed: {job['error']}")
-        if failed_jobs:
+        print(summary.configurations_text(table, config.metric), flush=True)
+        for problem in problems:
+            print(problem, flush=True)
+        if problems:
             raise SystemExit(1)
 
 

@@ -48,6 +48,10 @@ def _artifact_location(uri: str, experiment_name: str) -> str | None:
     return (db.parent / "mlruns" / slug).as_uri()
 
 
+# MLflow 3's UI opens an experiment in its GenAI view unless this tag says it trains models.
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+
+
 def init_store(uri: str, experiment_name: str) -> str:
     """Open (creating if needed) the store and the experiment; return the experiment id."""
     import mlflow
@@ -72,7 +76,9 @@ def init_store(uri: str, experiment_name: str) -> str:
             if experiment is None:
                 try:
                     return client.create_experiment(
-                        experiment_name, artifact_location=_artifact_location(uri, experiment_name)
+                        experiment_name,
+                        artifact_location=_artifact_location(uri, experiment_name),
+                        tags={EXPERIMENT_KIND: MODEL_TRAINING},
                     )
                 except MlflowException:  # created meanwhile by a process of another machine
                     experiment = client.get_experiment_by_name(experiment_name)
@@ -81,6 +87,8 @@ def init_store(uri: str, experiment_name: str) -> str:
                 f"mlflow.experiment_name={experiment_name} is deleted in {uri}; "
                 "restore it or choose another name"
             )
+        if EXPERIMENT_KIND not in experiment.tags:  # one made before the tag; a user's choice stays
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
         return experiment.experiment_id
     except MlflowException as exc:
         raise TrackingError(f"cannot use the MLflow store {redact(uri)}: {exc}") from exc
@@ -144,10 +152,34 @@ def redact(text: str) -> str:
     return _CREDENTIALS.sub("***@", text)
 
 
-def run_name(cfg) -> str:
+def run_name(cfg, varying: list[str] = ()) -> str:
+    """``mlflow.run_name``, else ``<backbone>-<phase>-<optimizer>-lr<lr>``, led by the values
+    of the ``varying`` keys of its sweep (``lr=0.003 · seed=2 · compact_cnn-...``), so that
+    a sweep's runs differ in the first characters the UI shows."""
     if cfg.mlflow.run_name:
         return cfg.mlflow.run_name
-    return f"{cfg.backbone.name}-{cfg.phase.name}-{cfg.optimizer.name}-lr{cfg.optimizer.lr:g}"
+    name = f"{cfg.backbone.name}-{cfg.phase.name}-{cfg.optimizer.name}-lr{cfg.optimizer.lr:g}"
+    return " · ".join([*(_setting(cfg, key) for key in varying), name])
+
+
+def _setting(cfg, key: str) -> str:
+    """``lr=0.003`` for ``optimizer.lr``, ``vgg16`` for the group ``backbone``."""
+    from omegaconf import OmegaConf
+
+    if "." not in key:  # a config group: its option's name says it
+        value = OmegaConf.select(cfg, f"{key}.name", default=None)
+        if value is not None:
+            return str(value)
+    value = OmegaConf.select(cfg, key, default=None)
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{key.rsplit('.', 1)[-1]}={shown}"
+
+
+def default_tags(tags: dict[str, str]) -> dict[str, str]:
+    """``tags`` with the user, source and git commit MLflow gives the runs it starts itself."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    return resolve_tags(tags)
 
 
 def ui_command(uri: str) -> str:
@@ -247,6 +279,39 @@ def log_keras_model(model, class_names: list[str], step: int = 0) -> str:
         step=step,
     )
     return f"runs:/{info.run_id}/model"
+
+
+CHAMPION = "champion"
+
+
+def register_champion(uri: str, run_id: str, name: str, key: str) -> int:
+    """Register run ``run_id``'s model as a new version of ``name`` in the Model Registry,
+    with the alias ``champion``; return the version. ``key`` names the setting in errors."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from experiments.errors import ConfigError
+
+    client = mlflow.MlflowClient(uri)
+    if not _logged_model(client, run_id):
+        raise ConfigError(key, f"the best run {run_id} logged no model (mlflow.log_model=false)")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        version = mlflow.register_model(f"runs:/{run_id}/model", name).version
+        client.set_registered_model_alias(name, CHAMPION, version)
+    except MlflowException as exc:
+        raise ConfigError(key, f"cannot register {name}: {str(exc).splitlines()[0]}") from exc
+    log.info("Registered run %s's model as %s version %s (@%s)", run_id, name, version, CHAMPION)
+    return int(version)
+
+
+def _logged_model(client, run_id: str) -> bool:
+    experiment_id = client.get_run(run_id).info.experiment_id
+    models = client.search_logged_models(
+        [experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
+    return bool(models)
 
 
 def load_logged_model(uri: str, key: str):

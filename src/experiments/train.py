@@ -30,6 +30,7 @@ from experiments import (
 )
 from experiments.config import flatten, validate
 from experiments.errors import TrackingError, TrainingError
+from experiments.metrics import epoch_metric
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,10 @@ def run(cfg: DictConfig) -> float:
 
     import mlflow
 
+    parent = sweep.parent_of_current_job()
     tags = {
         "backbone": cfg.backbone.name, "phase": cfg.phase.name, "dataset": cfg.dataset.name,
-        "data.skipped_files": str(data.skipped), **provenance.tags(), **_parent_tag(uri),
+        "data.skipped_files": str(data.skipped), **provenance.tags(), **_parent_tag(uri, parent),
     }  # fmt: skip
     if resuming:  # the same run, its tags updated: where and how it was resumed
         tags = {
@@ -87,7 +89,9 @@ def run(cfg: DictConfig) -> float:
         opened = mlflow.start_run(run_id=resuming.run_id, tags=tags)
     else:
         opened = mlflow.start_run(
-            experiment_id=experiment_id, run_name=tracking.run_name(cfg), tags=tags
+            experiment_id=experiment_id,
+            run_name=tracking.run_name(cfg, (parent or {}).get("varying", [])),
+            tags=tags,
         )
     shown_uri = tracking.redact(uri)
     box = outbox.Outbox(Path.cwd() / "unsent" / opened.info.run_id, shown_uri)
@@ -200,7 +204,7 @@ def _train_and_log(cfg, data, phase, model, box, resuming=None) -> tuple[dict, d
 
 def _tracker(cfg, folder: Path | None, resuming) -> best_epoch.Tracker:
     """The best epoch of ``cfg.metric`` so far: none, or where the resumed run left it."""
-    metric = best_epoch.epoch_metric(cfg.metric)
+    metric = epoch_metric(cfg.metric)
     if not resuming:
         return best_epoch.Tracker(metric)
     return best_epoch.resumed(metric, folder, resuming.state.best)
@@ -235,9 +239,8 @@ def _stage_tags(stages: list[str], tracker) -> dict[str, str]:
     return tags
 
 
-def _parent_tag(uri: str) -> dict[str, str]:
+def _parent_tag(uri: str, parent: dict | None) -> dict[str, str]:
     """In a sweep, the tag that makes this run a child of the sweep's parent run."""
-    parent = sweep.parent_of_current_job()
     if parent is None:
         return {}
     if parent["tracking_uri"] != uri:
