@@ -88,8 +88,19 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
 
     best = max(children, key=lambda c: c.data.metrics["best_val_accuracy"])
     assert parent.data.tags["best_run_id"] == best.info.run_id
-    assert parent.data.metrics["best_val_accuracy"] == best.data.metrics["best_val_accuracy"]
-    assert parent.data.metrics["runs"] == 2
+    best_value = best.data.metrics["best_val_accuracy"]
+    assert float(parent.data.tags["best_val_accuracy"]) == pytest.approx(best_value, abs=1e-6)
+    # Bookkeeping is tags, not metrics (they would fill the UI's charts); user and source too.
+    assert parent.data.tags["runs"] == "2" and parent.data.tags["failed_runs"] == "0"
+    assert parent.data.metrics == {}
+    assert parent.data.tags["mlflow.user"] == children[0].data.tags["mlflow.user"]
+    assert parent.data.tags["mlflow.source.name"]
+    # Each child's name leads with what the sweep varies: distinct in what the UI shows.
+    names = sorted(c.info.run_name for c in children)
+    assert names == [
+        "lr=0.0001 · compact_cnn-scratch-adam-lr0.0001", "lr=0.001 · compact_cnn-scratch-adam-lr0.001"
+    ]  # fmt: skip
+    assert len({name[:20] for name in names}) == 2
     files = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
     assert {"summary/comparison.csv", "summary/comparison.md", "summary/test_accuracy.png"} <= files
     csv_text = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/summary/comparison.csv")
@@ -122,7 +133,8 @@ def test_optuna_search_leaves_a_parent_with_the_best_trial(workdir, store_uri, f
     assert len(parents) == 1 and len(children) == 3
     parent = parents[0]
     values = [c.data.metrics["best_val_accuracy"] for c in children]
-    assert parent.data.metrics["best_val_accuracy"] == max(values)
+    assert float(parent.data.tags["best_val_accuracy"]) == pytest.approx(max(values), abs=1e-6)
+    assert all(c.info.run_name.startswith("lr=") for c in children)  # the sampled values lead
     best = next(c for c in children if c.info.run_id == parent.data.tags["best_run_id"])
     assert parent.data.params["best.optimizer.lr"] == best.data.params["optimizer.lr"]
     assert parent.data.params["best.trainer.batch_size"] == best.data.params["trainer.batch_size"]
