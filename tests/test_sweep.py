@@ -206,3 +206,53 @@ def test_summary_keeps_a_failed_child_and_ranks_it_last(workdir, store_uri):
     text = summary.to_text(table, "val_accuracy")
     assert "broken" in text.splitlines()[-1] and "FAILED" in text.splitlines()[-1]
     assert summary.rows(client.search_runs([experiment]), "test_loss")[-1]["run"] == "broken"
+
+
+@pytest.mark.slow
+def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
+    workdir, store_uri, fashion_dir
+):
+    """The issue's command: lr=1e9 diverges (NaN loss); every trial still runs."""
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    search = [
+        "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=4", "optimizer.lr=choice(1e9,1e-3)",
+        "dataset.limit=1000", "trainer.epochs=2", "backbone=custom_cnn", "trainer.verbose=0",
+        "mlflow.samples=0", "mlflow.log_model=false", f"hydra.sweeper.storage={storage}",
+        f"mlflow.tracking_uri={store_uri}",
+    ]  # fmt: skip
+    result = run_cli(*search, cwd=workdir)
+    assert result.returncode == 1, failure_report(result, workdir)  # a trial failed: said so
+    client, parents, children = tree(store_uri)
+    assert len(children) == 4
+    statuses = sorted(c.info.status for c in children)
+    assert "FAILED" in statuses and "FINISHED" in statuses
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"  # with its summary
+    assert parent.data.tags["failed_runs"] == str(statuses.count("FAILED"))
+    assert client.get_run(parent.data.tags["best_run_id"]).info.status == "FINISHED"
+    assert "failed" in result.stdout and "NaN" in result.stdout
+
+    import optuna
+
+    study = optuna.load_study(study_name="lr_batch_dropout", storage=storage)
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 4 and states.count("FAIL") == statuses.count("FAILED")
+    # The same storage continues the search: one more trial, five in all.
+    again = run_cli(*[a for a in search if "n_trials" not in a], "hydra.sweeper.n_trials=1",
+                    cwd=workdir)  # fmt: skip
+    assert again.returncode in (0, 1), failure_report(again, workdir)
+    assert len(optuna.load_study(study_name="lr_batch_dropout", storage=storage).trials) == 5
+
+
+def test_optuna_direction_follows_the_metric():
+    from hydra import compose, initialize_config_dir
+
+    from experiments.config import CONF_DIR
+
+    for metric, direction in (("val_accuracy", "maximize"), ("val_loss", "minimize"),
+                              ("test_loss", "minimize")):  # fmt: skip
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(
+                "config", ["hparams_search=optuna", f"metric={metric}"], return_hydra_config=True
+            )
+        assert cfg.hydra.sweeper.direction == direction
