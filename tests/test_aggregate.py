@@ -53,8 +53,14 @@ def make_runs(client, experiment_id, results: dict[str, list[float]], test_size=
     for lr, accuracies in results.items():
         for seed, accuracy in enumerate(accuracies, start=1):
             run_id = client.create_run(experiment_id, run_name=f"lr={lr} seed={seed}").info.run_id
-            params = {"seed": seed, "optimizer.lr": lr, "backbone.name": "compact_cnn",
-                      "data.test_size": test_size, "data.val_size": 6000, "mlflow.run_name": "x"}
+            params = {
+                "seed": seed,
+                "optimizer.lr": lr,
+                "backbone.name": "compact_cnn",
+                "data.test_size": test_size,
+                "data.val_size": 6000,
+                "mlflow.run_name": "x",
+            }
             for key, value in params.items():  # fmt: skip
                 client.log_param(run_id, key, value)
             client.log_metric(run_id, "test_accuracy", accuracy)
@@ -130,7 +136,7 @@ def test_a_seed_sweep_is_aggregated_and_its_winner_registered_then_served(
         cwd=workdir, module="experiments.compare",
     )  # fmt: skip
     assert compared.returncode == 0, compared.stderr[-2000:]
-    assert client.get_model_version_by_alias("fashion", "champion").version == "2"
+    assert int(client.get_model_version_by_alias("fashion", "champion").version) == 2
 
     # The champion serves predictions by its registry name.
     folder = workdir / "images"

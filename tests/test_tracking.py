@@ -14,7 +14,9 @@ def test_experiments_open_in_the_model_training_view(store_uri):
     assert client.get_experiment(created).tags[tracking.EXPERIMENT_KIND] == tracking.MODEL_TRAINING
     # One made elsewhere without the tag gets it; a kind a user chose stays.
     older = client.create_experiment("older")
-    chosen = client.create_experiment("chosen", tags={tracking.EXPERIMENT_KIND: "genai_development"})
+    chosen = client.create_experiment(
+        "chosen", tags={tracking.EXPERIMENT_KIND: "genai_development"}
+    )
     tracking.init_store(store_uri, "older")
     tracking.init_store(store_uri, "chosen")
     assert client.get_experiment(older).tags[tracking.EXPERIMENT_KIND] == tracking.MODEL_TRAINING

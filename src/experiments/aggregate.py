@@ -46,7 +46,7 @@ def _labels(configurations: list[tuple]) -> dict[tuple, str]:
     differing = [k for k in keys if len({d.get(k) for d in as_dicts}) > 1]
     labels = {}
     for configuration, values in zip(configurations, as_dicts, strict=True):
-        shown = [f"{k}={values.get(k, '-')}" for k in differing[:4]]
+        shown = [f"{k}={_short(values.get(k, '-'))}" for k in differing[:4]]
         if len(differing) > 4:
             shown.append("...")
         fallback = "{}-{}-{}-lr{}".format(
@@ -57,6 +57,15 @@ def _labels(configurations: list[tuple]) -> dict[tuple, str]:
         )
         labels[configuration] = " ".join(shown) or fallback
     return labels
+
+
+def _short(value: str) -> str:
+    """A param as logged, with a sampled float cut to 4 significant digits."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.4g}" if len(value) > 8 else value
 
 
 def _by_seed(group: dict, key: str) -> dict[int, float]:
