@@ -98,8 +98,9 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
     # Each child's name leads with what the sweep varies: distinct in what the UI shows.
     names = sorted(c.info.run_name for c in children)
     assert names == [
-        "lr=0.0001 · compact_cnn-scratch-adam-lr0.0001", "lr=0.001 · compact_cnn-scratch-adam-lr0.001"
-    ]  # fmt: skip
+        "lr=0.0001 · compact_cnn-scratch-adam-lr0.0001",
+        "lr=0.001 · compact_cnn-scratch-adam-lr0.001",
+    ]
     assert len({name[:20] for name in names}) == 2
     files = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
     assert {"summary/comparison.csv", "summary/comparison.md", "summary/test_accuracy.png"} <= files

@@ -35,10 +35,9 @@ def test_a_sweep_child_is_named_by_what_the_sweep_varies_first():
 def test_the_varying_keys_are_the_sweep_overrides_and_the_sweepers_params():
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
 
     from experiments.config import CONF_DIR
-
-    from omegaconf import OmegaConf
 
     overrides = ["optimizer.lr=1e-3,1e-2", "trainer.epochs=2", "backbone=vgg16,mobilenet",
                  "seed=range(1,4)"]  # fmt: skip
