@@ -2,11 +2,11 @@
 
 ``hydra.sweeper.storage=sqlite:///optuna.db`` keeps the study in that file, so that the
 same command later continues it (``hydra_plugins/experiments_optuna`` hands it over: Hydra
-takes sweepers only from its ``hydra_plugins`` package). Optuna's own SQL storage cannot do
-it here: the sweeper pins Optuna 2.10, whose storage fails on SQLAlchemy 2, which MLflow 3 requires. This
-module's storage is Optuna's in-memory storage, written to the SQLite file (one row per
-study file, the storage pickled) after every change, and read back when a search starts.
-Only this project reads that file; it is not an Optuna RDB database.
+takes sweepers only from its ``hydra_plugins`` package). Optuna's own SQL storage cannot
+do it here: the sweeper pins Optuna 2.10, whose storage fails on SQLAlchemy 2, which
+MLflow 3 requires. This module's storage is Optuna's in-memory storage, written to the
+SQLite file (one row, the storage pickled) after every change, and read back when a
+search starts. Only this project reads that file; it is not an Optuna RDB database.
 """
 
 from __future__ import annotations
