@@ -235,14 +235,20 @@ def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
 
     import optuna
 
-    study = optuna.load_study(study_name="lr_batch_dropout", storage=storage)
+    from experiments.optuna_search import SQLiteFileStorage
+
+    def load_study():
+        kept = SQLiteFileStorage(workdir / "optuna.db")
+        return optuna.load_study(study_name="lr_batch_dropout", storage=kept)
+
+    study = load_study()
     states = [t.state.name for t in study.trials]
     assert len(states) == 4 and states.count("FAIL") == statuses.count("FAILED")
     # The same storage continues the search: one more trial, five in all.
     again = run_cli(*[a for a in search if "n_trials" not in a], "hydra.sweeper.n_trials=1",
                     cwd=workdir)  # fmt: skip
     assert again.returncode in (0, 1), failure_report(again, workdir)
-    assert len(optuna.load_study(study_name="lr_batch_dropout", storage=storage).trials) == 5
+    assert len(load_study().trials) == 5
 
 
 def test_optuna_direction_follows_the_metric():
