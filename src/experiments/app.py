@@ -21,12 +21,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Train one model as configured and return the metric Hydra's sweepers optimise."""
-    from experiments import sweep
+    from experiments import cluster, sweep
     from experiments.config import validate
 
     in_sweep = sweep.parent_of_current_job() is not None
     try:
         validate(cfg)  # before the training stack (matplotlib, TensorFlow) is even imported
+        cfg = cluster.adapt(cfg)  # under SLURM: a restarted job resumes its run
         from experiments import train
 
         return train.run(cfg)

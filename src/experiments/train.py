@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments import (
     backbones,
     checkpoints,
+    cluster,
     datasets,
     outbox,
     outputs,
@@ -88,6 +89,7 @@ def run(cfg: DictConfig) -> float:
         opened = mlflow.start_run(
             experiment_id=experiment_id, run_name=tracking.run_name(cfg), tags=tags
         )
+    cluster.remember_run(opened.info.run_id)  # a SLURM job restarted later resumes this run
     shown_uri = tracking.redact(uri)
     box = outbox.Outbox(Path.cwd() / "unsent" / opened.info.run_id, shown_uri)
     failure: BaseException | None = None

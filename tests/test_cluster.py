@@ -1,0 +1,193 @@
+"""Against a real one-node SLURM (scripts/local_slurm.sh): sweeps, requeues, time limits,
+several workers in one run, tracked by a real MLflow server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from helpers import free_port, run_cli, start_server, stop, user_environment
+
+from test_sweep import failure_report
+
+pytestmark = pytest.mark.cluster
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
+# One core and 2 GB per job: two jobs at once on the 2-core node.
+SLURM = ["-m", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"]
+TINY = ["backbone=custom_cnn", "trainer.verbose=0", "mlflow.samples=2", "mlflow.log_model=false"]
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s")
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory) -> dict[str, str]:
+    """A running one-node SLURM for the session; the environment that reaches it."""
+    missing = [n for n in ("slurmctld", "slurmd", "munged", "sbatch") if not shutil.which(n)]
+    reason = None
+    if missing:
+        reason = (
+            f"SLURM is not installed (no {', '.join(missing)}): apt-get install slurm-wlm munge"
+        )
+    elif os.geteuid() != 0:
+        reason = "the local SLURM runs its daemons as root; these tests need root"
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("slurm")
+    ports = {"LOCAL_SLURM_CTLD_PORT": str(free_port()), "LOCAL_SLURM_SLURMD_PORT": str(free_port())}
+    env = {**user_environment(), "LOCAL_SLURM_DIR": str(folder), **ports}
+    started = subprocess.run([SCRIPT, "start"], env=env, capture_output=True, text=True)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield {"SLURM_CONF": str(folder / "slurm.conf")}
+    finally:
+        subprocess.run([SCRIPT, "stop"], env=env, check=False)
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A real `mlflow server` on loopback, as the nodes of a cluster would share."""
+    url, process = start_server(tmp_path)
+    yield url
+    stop(process, signal.SIGTERM)
+
+
+def slurm_command(*args: str, env: dict) -> str:
+    return subprocess.run(
+        list(args), env={**os.environ, **env}, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def children(client) -> list:
+    experiment = client.get_experiment_by_name("experiments")
+    runs = client.search_runs([experiment.experiment_id])
+    return [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+
+
+def assert_one_value_per_step(client, run, epochs: int) -> None:
+    for key in CURVES:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert sorted(steps) == list(range(epochs)), (key, steps)
+
+
+def test_slurm_sweep_is_one_parent_with_two_finished_children(workdir, slurm, server, fashion_dir):
+    result = run_cli(
+        *SLURM, "optimizer.lr=1e-3,1e-2", "dataset.limit=200", "trainer.epochs=1", *TINY,
+        f"mlflow.tracking_uri={server}", cwd=workdir, env=slurm,
+    )  # fmt: skip
+    assert result.returncode == 0, failure_report(result, workdir)
+    client = mlflow.MlflowClient(server)
+    runs = client.search_runs([client.get_experiment_by_name("experiments").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("experiments.kind") == "sweep"]
+    jobs = children(client)
+    assert len(parents) == 1 and len(jobs) == 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parents[0].info.run_id}
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.params["optimizer.lr"] for r in jobs} == {"0.001", "0.01"}
+    # TensorFlow's threads follow SLURM's cores per task, not the node's two.
+    assert {r.data.params["runtime.threads"] for r in jobs} == {"1"}
+    # No accounting store here: one line says so, instead of a warning at every poll.
+    output = result.stdout + result.stderr
+    assert "Bypassing sacct error" not in output
+    assert output.count("sacct cannot report job states here") == 1
+
+
+def wait_for_epochs(client, process, epochs: int, timeout: float = 300) -> str:
+    """The id of the sweep's only job run, once it has logged ``epochs`` epochs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            runs = children(client)
+        except Exception:  # the experiment is being created
+            runs = []
+        if runs and len(client.get_metric_history(runs[0].info.run_id, "val_accuracy")) >= epochs:
+            return runs[0].info.run_id
+        time.sleep(0.5)
+    pytest.fail(f"the job never logged {epochs} epoch(s): {process.poll()=}")
+
+
+def start_sweep(workdir, slurm, *overrides: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments", *SLURM, *TINY, *overrides],
+        cwd=workdir, env={**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", **slurm},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def finish(process, workdir) -> None:
+    stdout, stderr = process.communicate(timeout=600)
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    assert process.returncode == 0, failure_report(result, workdir)
+    assert "1 runs, best first by val_accuracy" in stdout
+
+
+def test_requeued_job_resumes_its_run_on_one_step_axis(workdir, slurm, server, fashion_dir):
+    epochs = 8
+    process = start_sweep(
+        workdir, slurm, "dataset.limit=3000", f"trainer.epochs={epochs}",
+        f"mlflow.tracking_uri={server}",
+    )  # fmt: skip
+    client = mlflow.MlflowClient(server)
+    run_id = wait_for_epochs(client, process, 2)
+    job = slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()[0]
+    requeued = time.monotonic()
+    slurm_command("scontrol", "requeue", job, env=slurm)
+    while not client.get_run(run_id).data.tags.get("resumed_at_step"):
+        time.sleep(0.5)
+    resumed = time.monotonic()
+    at_step = int(client.get_run(run_id).data.tags["resumed_at_step"])
+    while len(client.get_metric_history(run_id, "val_accuracy")) <= at_step:
+        time.sleep(0.2)
+    print(
+        f"\nrequeue: {resumed - requeued:.1f} s from scontrol requeue to the run resumed, "
+        f"{time.monotonic() - requeued:.1f} s to its next epoch logged"
+    )
+    finish(process, workdir)
+
+    [run] = children(client)
+    assert run.info.run_id == run_id and run.info.status == "FINISHED"
+    assert 0 < at_step < epochs
+    assert_one_value_per_step(client, run, epochs)
+
+
+def test_job_over_its_time_limit_is_requeued_and_resumes(workdir, slurm, server, fashion_dir):
+    # SIGUSR2 comes 30 s before the 1-minute limit (SLURM may send it up to a minute early,
+    # then the job starts over from scratch in the same job).
+    epochs = 30
+    process = start_sweep(
+        workdir, slurm, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30",
+        "hydra.launcher.max_num_timeout=10", "dataset.limit=3000", f"trainer.epochs={epochs}",
+        f"mlflow.tracking_uri={server}",
+    )  # fmt: skip
+    finish(process, workdir)
+
+    client = mlflow.MlflowClient(server)
+    [run] = children(client)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags.get("resumed_at_step")
+    assert_one_value_per_step(client, run, epochs)
+    logs = "".join(p.read_text() for p in workdir.glob("multirun/*/*/.submitit/*/*_log.out"))
+    assert "this job is timed-out" in logs and "Requeued job" in logs
+
+
+def test_multi_worker_job_is_one_run_trained_by_both_tasks(workdir, slurm, server, fashion_dir):
+    result = run_cli(
+        *SLURM, "hydra.launcher.tasks_per_node=2", "trainer.strategy=multi_worker",
+        "dataset.limit=256", "trainer.epochs=2", "trainer.batch_size=64", *TINY,
+        f"mlflow.tracking_uri={server}", cwd=workdir, env=slurm,
+    )  # fmt: skip
+    assert result.returncode == 0, failure_report(result, workdir)
+    client = mlflow.MlflowClient(server)
+    [run] = children(client)  # the second worker logged nothing here
+    assert run.info.status == "FINISHED"
+    assert run.data.params["runtime.replicas"] == "2"  # one replica per worker
+    assert run.data.params["trainer.batch_size"] == "64"  # the global batch, over both
+    assert_one_value_per_step(client, run, 2)
