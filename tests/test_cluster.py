@@ -191,3 +191,10 @@ def test_multi_worker_job_is_one_run_trained_by_both_tasks(workdir, slurm, serve
     assert run.data.params["runtime.replicas"] == "2"  # one replica per worker
     assert run.data.params["trainer.batch_size"] == "64"  # the global batch, over both
     assert_one_value_per_step(client, run, 2)
+    # The other worker trained the same steps in lockstep, into a store of its own.
+    [store] = workdir.glob("checkpoints/slurm/*/task1/mlflow.db")
+    worker = mlflow.MlflowClient(f"sqlite:///{store}")
+    [twin] = worker.search_runs([worker.get_experiment_by_name("experiments").experiment_id])
+    for key in ("loss", "val_accuracy"):
+        ours = [m.value for m in client.get_metric_history(run.info.run_id, key)]
+        assert [m.value for m in worker.get_metric_history(twin.info.run_id, key)] == ours

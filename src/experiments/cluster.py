@@ -15,10 +15,9 @@ is collective) into a store of their own under ``checkpoints/slurm/<job>/``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
+import subprocess
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -125,13 +124,35 @@ def cluster_resolver():
         return None
     import tensorflow as tf
 
+    workers = worker_addresses()
+    log.info("SLURM job %s: workers %s; this is worker %d", job_key(), workers, task_rank())
+    return tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec({"worker": workers}),
+        task_type="worker", task_id=task_rank(), rpc_layer="grpc",
+    )  # fmt: skip
+
+
+def worker_addresses() -> list[str]:
+    """``host:port`` of each task of this job step, in task order (SLURM fills node by node).
+
+    TensorFlow's SlurmClusterResolver does the same but needs GPUs: without them it
+    finds no tasks at all (TF 2.21).
+    """
+    nodes = os.environ.get("SLURM_STEP_NODELIST") or os.environ["SLURM_JOB_NODELIST"]
+    hosts = subprocess.run(
+        ["scontrol", "show", "hostnames", nodes], capture_output=True, text=True, check=True
+    ).stdout.split()
+    per_node = os.environ.get("SLURM_STEP_TASKS_PER_NODE") or os.environ["SLURM_TASKS_PER_NODE"]
     # Two multi-worker jobs sharing a node must not listen on the same ports.
-    port_base = PORT_BASE + (int(os.environ["SLURM_JOB_ID"]) % 1000) * 16
-    # Without GPUs (nor nvidia-smi) the resolver would fail looking for them.
-    has_gpus = "CUDA_VISIBLE_DEVICES" in os.environ or shutil.which("nvidia-smi")
-    resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
-        port_base=port_base, gpus_per_node=None if has_gpus else 0
-    )
-    spec = resolver.cluster_spec().as_dict()
-    log.info("SLURM workers %s; this is task %d", json.dumps(spec), resolver.task_id)
-    return resolver
+    port = PORT_BASE + (int(os.environ["SLURM_JOB_ID"]) % 1000) * 16
+    counts = expand_counts(per_node)
+    return [f"{host}:{port + i}" for host, n in zip(hosts, counts, strict=True) for i in range(n)]
+
+
+def expand_counts(spec: str) -> list[int]:
+    """SLURM's compressed per-node counts, e.g. ``2(x3),1`` -> ``[2, 2, 2, 1]``."""
+    counts: list[int] = []
+    for part in spec.split(","):
+        count, _, repeat = part.partition("(x")
+        counts += [int(count)] * int(repeat.rstrip(")") or 1)
+    return counts

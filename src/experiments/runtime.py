@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 
-from experiments import cluster
+from experiments import cluster, keras_multi_worker
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,10 @@ def strategy(name: str):
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multi_worker":
+        keras_multi_worker.apply()  # Keras 3.15's fit fails under this strategy otherwise
         # $TF_CONFIG, else the tasks of this SLURM job
-        return tf.distribute.MultiWorkerMirroredStrategy(
-            cluster_resolver=cluster.cluster_resolver()
-        )
+        resolver = cluster.cluster_resolver()
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     raise ValueError(f"unknown strategy {name!r}")  # validate() stops this earlier
 
 
