@@ -1,8 +1,11 @@
-"""Against a real one-node SLURM (scripts/local_slurm.sh): sweeps, requeues, time limits,
-several workers in one run, tracked by a real MLflow server."""
+"""SLURM jobs: against a real one-node SLURM (scripts/local_slurm.sh, marked ``cluster``),
+sweeps, requeues, time limits and several workers in one run, tracked by a real MLflow
+server; and, without SLURM, how a job reads its environment."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -15,9 +18,8 @@ import mlflow
 import pytest
 from helpers import free_port, run_cli, start_server, stop, user_environment
 
+from experiments import cluster
 from test_sweep import failure_report
-
-pytestmark = pytest.mark.cluster
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
 # One core and 2 GB per job: two jobs at once on the 2-core node.
@@ -52,12 +54,18 @@ def slurm(tmp_path_factory) -> dict[str, str]:
         subprocess.run([SCRIPT, "stop"], env=env, check=False)
 
 
-@pytest.fixture
-def server(tmp_path):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
     """A real `mlflow server` on loopback, as the nodes of a cluster would share."""
-    url, process = start_server(tmp_path)
+    url, process = start_server(tmp_path_factory.mktemp("server"))
     yield url
     stop(process, signal.SIGTERM)
+
+
+@pytest.fixture
+def tracking(server, request) -> list[str]:
+    """Overrides that track to the server, into an experiment of this test's own."""
+    return [f"mlflow.tracking_uri={server}", f"mlflow.experiment_name={request.node.name}"]
 
 
 def slurm_command(*args: str, env: dict) -> str:
@@ -66,10 +74,19 @@ def slurm_command(*args: str, env: dict) -> str:
     ).stdout
 
 
-def children(client) -> list:
-    experiment = client.get_experiment_by_name("experiments")
-    runs = client.search_runs([experiment.experiment_id])
-    return [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+def runs_of(tracking: list[str]) -> tuple[mlflow.MlflowClient, list]:
+    """A client of the server and the runs of this test's experiment."""
+    client = mlflow.MlflowClient(tracking[0].split("=", 1)[1])
+    experiment = client.get_experiment_by_name(experiment_name(tracking))
+    return client, client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+def experiment_name(tracking: list[str]) -> str:
+    return tracking[1].split("=", 1)[1]
+
+
+def children(tracking: list[str]) -> list:
+    return [run for run in runs_of(tracking)[1] if "mlflow.parentRunId" in run.data.tags]
 
 
 def assert_one_value_per_step(client, run, epochs: int) -> None:
@@ -78,16 +95,18 @@ def assert_one_value_per_step(client, run, epochs: int) -> None:
         assert sorted(steps) == list(range(epochs)), (key, steps)
 
 
-def test_slurm_sweep_is_one_parent_with_two_finished_children(workdir, slurm, server, fashion_dir):
+@pytest.mark.cluster
+def test_slurm_sweep_is_one_parent_with_two_finished_children(
+    workdir, slurm, tracking, fashion_dir
+):
     result = run_cli(
         *SLURM, "optimizer.lr=1e-3,1e-2", "dataset.limit=200", "trainer.epochs=1", *TINY,
-        f"mlflow.tracking_uri={server}", cwd=workdir, env=slurm,
+        *tracking, cwd=workdir, env=slurm,
     )  # fmt: skip
     assert result.returncode == 0, failure_report(result, workdir)
-    client = mlflow.MlflowClient(server)
-    runs = client.search_runs([client.get_experiment_by_name("experiments").experiment_id])
+    _, runs = runs_of(tracking)
     parents = [r for r in runs if r.data.tags.get("experiments.kind") == "sweep"]
-    jobs = children(client)
+    jobs = children(tracking)
     assert len(parents) == 1 and len(jobs) == 2
     assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parents[0].info.run_id}
     assert {r.info.status for r in runs} == {"FINISHED"}
@@ -100,20 +119,6 @@ def test_slurm_sweep_is_one_parent_with_two_finished_children(workdir, slurm, se
     assert output.count("sacct cannot report job states here") == 1
 
 
-def wait_for_epochs(client, process, epochs: int, timeout: float = 300) -> str:
-    """The id of the sweep's only job run, once it has logged ``epochs`` epochs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            runs = children(client)
-        except Exception:  # the experiment is being created
-            runs = []
-        if runs and len(client.get_metric_history(runs[0].info.run_id, "val_accuracy")) >= epochs:
-            return runs[0].info.run_id
-        time.sleep(0.5)
-    pytest.fail(f"the job never logged {epochs} epoch(s): {process.poll()=}")
-
-
 def start_sweep(workdir, slurm, *overrides: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "experiments", *SLURM, *TINY, *overrides],
@@ -122,21 +127,34 @@ def start_sweep(workdir, slurm, *overrides: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def wait_for_epochs(tracking, process, epochs: int, timeout: float = 300) -> str:
+    """The id of the sweep's only job run, once it has logged ``epochs`` epochs."""
+    client = runs_of(tracking)[0]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        runs = children(tracking)
+        if runs and len(client.get_metric_history(runs[0].info.run_id, "val_accuracy")) >= epochs:
+            return runs[0].info.run_id
+        time.sleep(0.5)
+    pytest.fail(f"the job never logged {epochs} epoch(s): {process.poll()=}")
+
+
 def finish(process, workdir) -> None:
+    """Wait for the sweep; it must end well, its summary listing its one run."""
     stdout, stderr = process.communicate(timeout=600)
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert process.returncode == 0, failure_report(result, workdir)
     assert "1 runs, best first by val_accuracy" in stdout
 
 
-def test_requeued_job_resumes_its_run_on_one_step_axis(workdir, slurm, server, fashion_dir):
+@pytest.mark.cluster
+def test_requeued_job_resumes_its_run_on_one_step_axis(workdir, slurm, tracking, fashion_dir):
     epochs = 8
     process = start_sweep(
-        workdir, slurm, "dataset.limit=3000", f"trainer.epochs={epochs}",
-        f"mlflow.tracking_uri={server}",
-    )  # fmt: skip
-    client = mlflow.MlflowClient(server)
-    run_id = wait_for_epochs(client, process, 2)
+        workdir, slurm, "dataset.limit=3000", f"trainer.epochs={epochs}", *tracking
+    )
+    run_id = wait_for_epochs(tracking, process, 2)
+    client = runs_of(tracking)[0]
     job = slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()[0]
     requeued = time.monotonic()
     slurm_command("scontrol", "requeue", job, env=slurm)
@@ -152,41 +170,44 @@ def test_requeued_job_resumes_its_run_on_one_step_axis(workdir, slurm, server, f
     )
     finish(process, workdir)
 
-    [run] = children(client)
+    [run] = children(tracking)
     assert run.info.run_id == run_id and run.info.status == "FINISHED"
     assert 0 < at_step < epochs
     assert_one_value_per_step(client, run, epochs)
 
 
-def test_job_over_its_time_limit_is_requeued_and_resumes(workdir, slurm, server, fashion_dir):
-    # SIGUSR2 comes 30 s before the 1-minute limit (SLURM may send it up to a minute early,
-    # then the job starts over from scratch in the same job).
-    epochs = 30
+@pytest.mark.cluster
+def test_job_over_its_time_limit_is_requeued_and_resumes(workdir, slurm, tracking, fashion_dir):
+    # The limit is a minute, SIGUSR2 due 30 s before it: SLURM checks every 30 s and sends
+    # it at its first check after the job starts. Each attempt trains under 30 s, the run
+    # longer: it takes several attempts, each resuming the run (a first attempt stopped
+    # before its first checkpoint starts it over).
+    epochs = 15
     process = start_sweep(
         workdir, slurm, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30",
-        "hydra.launcher.max_num_timeout=10", "dataset.limit=3000", f"trainer.epochs={epochs}",
-        f"mlflow.tracking_uri={server}",
+        "hydra.launcher.max_num_timeout=10", "dataset.limit=4000", f"trainer.epochs={epochs}",
+        *tracking,
     )  # fmt: skip
     finish(process, workdir)
 
-    client = mlflow.MlflowClient(server)
-    [run] = children(client)
+    [run] = children(tracking)
     assert run.info.status == "FINISHED"
     assert run.data.tags.get("resumed_at_step")
-    assert_one_value_per_step(client, run, epochs)
+    assert_one_value_per_step(runs_of(tracking)[0], run, epochs)
     logs = "".join(p.read_text() for p in workdir.glob("multirun/*/*/.submitit/*/*_log.out"))
     assert "this job is timed-out" in logs and "Requeued job" in logs
 
 
-def test_multi_worker_job_is_one_run_trained_by_both_tasks(workdir, slurm, server, fashion_dir):
+@pytest.mark.cluster
+def test_multi_worker_job_is_one_run_trained_by_both_tasks(workdir, slurm, tracking, fashion_dir):
     result = run_cli(
         *SLURM, "hydra.launcher.tasks_per_node=2", "trainer.strategy=multi_worker",
         "dataset.limit=256", "trainer.epochs=2", "trainer.batch_size=64", *TINY,
-        f"mlflow.tracking_uri={server}", cwd=workdir, env=slurm,
+        *tracking, cwd=workdir, env=slurm,
     )  # fmt: skip
     assert result.returncode == 0, failure_report(result, workdir)
-    client = mlflow.MlflowClient(server)
-    [run] = children(client)  # the second worker logged nothing here
+    client = runs_of(tracking)[0]
+    [run] = children(tracking)  # the second worker logged nothing here
     assert run.info.status == "FINISHED"
     assert run.data.params["runtime.replicas"] == "2"  # one replica per worker
     assert run.data.params["trainer.batch_size"] == "64"  # the global batch, over both
@@ -194,7 +215,52 @@ def test_multi_worker_job_is_one_run_trained_by_both_tasks(workdir, slurm, serve
     # The other worker trained the same steps in lockstep, into a store of its own.
     [store] = workdir.glob("checkpoints/slurm/*/task1/mlflow.db")
     worker = mlflow.MlflowClient(f"sqlite:///{store}")
-    [twin] = worker.search_runs([worker.get_experiment_by_name("experiments").experiment_id])
+    [twin] = worker.search_runs(
+        [worker.get_experiment_by_name(experiment_name(tracking)).experiment_id]
+    )
     for key in ("loss", "val_accuracy"):
         ours = [m.value for m in client.get_metric_history(run.info.run_id, key)]
         assert [m.value for m in worker.get_metric_history(twin.info.run_id, key)] == ours
+
+
+def test_slurm_counts_and_job_keys(monkeypatch):
+    assert cluster.expand_counts("2(x3),1") == [2, 2, 2, 1]
+    monkeypatch.setenv("SLURM_JOB_ID", "17")
+    assert cluster.job_key() == "17"
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "16")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    assert cluster.job_key() == "16_1"  # what submitit calls the job, stable over requeues
+
+
+def restarted_job(monkeypatch, store_uri, run_id: str, checkpointed: bool):
+    """The config a restarted SLURM job runs with, after its first attempt opened ``run_id``."""
+    from hydra import compose, initialize_config_dir
+
+    from experiments import checkpoints
+    from experiments.config import CONF_DIR
+
+    monkeypatch.setenv("SLURM_JOB_ID", "5")
+    cluster.remember_run(run_id)
+    if checkpointed:
+        folder = checkpoints.folder(run_id)
+        folder.mkdir(parents=True)
+        (folder / checkpoints.LAST).write_bytes(b"")
+        state = checkpoints.State("scratch", first_step=0, epochs_done=1)
+        (folder / checkpoints.STATE).write_text(json.dumps(dataclasses.asdict(state)))
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", [f"mlflow.tracking_uri={store_uri}"])
+    return cluster.adapt(cfg)
+
+
+def test_a_restarted_job_resumes_the_run_it_opened(workdir, store_uri, monkeypatch):
+    cfg = restarted_job(monkeypatch, store_uri, "abc123", checkpointed=True)
+    assert cfg.trainer.resume == "abc123"
+
+
+def test_a_job_restarted_before_its_first_checkpoint_starts_afresh(workdir, store_uri, monkeypatch):
+    client = mlflow.MlflowClient(store_uri)
+    run = client.create_run(client.create_experiment("experiments"))
+    cfg = restarted_job(monkeypatch, store_uri, run.info.run_id, checkpointed=False)
+    assert cfg.trainer.resume is None
+    assert client.get_run(run.info.run_id).info.lifecycle_stage == "deleted"  # not listed twice
