@@ -4,6 +4,7 @@ server; and, without SLURM, how a job reads its environment."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -119,12 +120,20 @@ def test_slurm_sweep_is_one_parent_with_two_finished_children(
     assert output.count("sacct cannot report job states here") == 1
 
 
-def start_sweep(workdir, slurm, *overrides: str) -> subprocess.Popen:
-    return subprocess.Popen(
+@contextlib.contextmanager
+def sweep(workdir, slurm, *overrides: str):
+    """A one-job SLURM sweep running in the background; stopped if the test fails."""
+    process = subprocess.Popen(
         [sys.executable, "-m", "experiments", *SLURM, *TINY, *overrides],
         cwd=workdir, env={**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", **slurm},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def wait_for_epochs(tracking, process, epochs: int, timeout: float = 300) -> str:
@@ -147,28 +156,31 @@ def finish(process, workdir) -> None:
     assert "1 runs, best first by val_accuracy" in stdout
 
 
+def the_job(slurm) -> str:
+    """The id of the one job in the queue."""
+    return slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()[0]
+
+
 @pytest.mark.cluster
 def test_requeued_job_resumes_its_run_on_one_step_axis(workdir, slurm, tracking, fashion_dir):
     epochs = 8
-    process = start_sweep(
-        workdir, slurm, "dataset.limit=3000", f"trainer.epochs={epochs}", *tracking
-    )
-    run_id = wait_for_epochs(tracking, process, 2)
-    client = runs_of(tracking)[0]
-    job = slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()[0]
-    requeued = time.monotonic()
-    slurm_command("scontrol", "requeue", job, env=slurm)
-    while not client.get_run(run_id).data.tags.get("resumed_at_step"):
-        time.sleep(0.5)
-    resumed = time.monotonic()
-    at_step = int(client.get_run(run_id).data.tags["resumed_at_step"])
-    while len(client.get_metric_history(run_id, "val_accuracy")) <= at_step:
-        time.sleep(0.2)
-    print(
-        f"\nrequeue: {resumed - requeued:.1f} s from scontrol requeue to the run resumed, "
-        f"{time.monotonic() - requeued:.1f} s to its next epoch logged"
-    )
-    finish(process, workdir)
+    overrides = ("dataset.limit=3000", f"trainer.epochs={epochs}", *tracking)
+    with sweep(workdir, slurm, *overrides) as process:
+        run_id = wait_for_epochs(tracking, process, 2)
+        client = runs_of(tracking)[0]
+        requeued = time.monotonic()
+        slurm_command("scontrol", "requeue", the_job(slurm), env=slurm)
+        while not client.get_run(run_id).data.tags.get("resumed_at_step"):
+            time.sleep(0.5)
+        resumed = time.monotonic()
+        at_step = int(client.get_run(run_id).data.tags["resumed_at_step"])
+        while len(client.get_metric_history(run_id, "val_accuracy")) <= at_step:
+            time.sleep(0.2)
+        print(
+            f"\nrequeue: {resumed - requeued:.1f} s from scontrol requeue to the run resumed, "
+            f"{time.monotonic() - requeued:.1f} s to its next epoch logged"
+        )
+        finish(process, workdir)
 
     [run] = children(tracking)
     assert run.info.run_id == run_id and run.info.status == "FINISHED"
@@ -176,19 +188,37 @@ def test_requeued_job_resumes_its_run_on_one_step_axis(workdir, slurm, tracking,
     assert_one_value_per_step(client, run, epochs)
 
 
+def minutes_run(slurm, job: str) -> int:
+    """Whole minutes the job has run (squeue's [D-][H:]M:SS)."""
+    elapsed = slurm_command("squeue", "-h", "-j", job, "-o", "%M", env=slurm).strip()
+    days, _, clock = elapsed.rpartition("-")
+    parts = [int(p) for p in clock.split(":")]
+    seconds = sum(p * 60**i for i, p in enumerate(reversed(parts)))
+    return (int(days or 0) * 86400 + seconds) // 60
+
+
 @pytest.mark.cluster
-def test_job_over_its_time_limit_is_requeued_and_resumes(workdir, slurm, tracking, fashion_dir):
-    # The limit is a minute, SIGUSR2 due 30 s before it: SLURM checks every 30 s and sends
-    # it at its first check after the job starts. Each attempt trains under 30 s, the run
-    # longer: it takes several attempts, each resuming the run (a first attempt stopped
-    # before its first checkpoint starts it over).
+def test_job_at_its_time_limit_is_requeued_and_resumes(workdir, slurm, tracking, fashion_dir):
+    # SLURM sends SIGUSR2 once the limit is under signal_delay_s + 30 s away (it checks
+    # every 30 s). Rather than wait minutes, the test lowers the running job's limit until
+    # that is now, then raises it again while the requeued job waits to start.
+    # The training left after the first epoch lasts longer than those 30 s.
     epochs = 15
-    process = start_sweep(
-        workdir, slurm, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30",
-        "hydra.launcher.max_num_timeout=10", "dataset.limit=4000", f"trainer.epochs={epochs}",
-        *tracking,
-    )  # fmt: skip
-    finish(process, workdir)
+    overrides = ("hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=90",
+                 "dataset.limit=6000", f"trainer.epochs={epochs}", *tracking)  # fmt: skip
+    with sweep(workdir, slurm, *overrides) as process:
+        wait_for_epochs(tracking, process, 1)
+        job = the_job(slurm)
+        limit = minutes_run(slurm, job) + 2  # due within 60 s + 30 s of now: at the next check
+        slurm_command("scontrol", "update", f"JobId={job}", f"TimeLimit={limit}", env=slurm)
+        while process.poll() is None:
+            state = slurm_command("squeue", "-h", "-j", job, "-o", "%T", env=slurm).strip()
+            if state == "PENDING":  # requeued
+                update = ["scontrol", "update", f"JobId={job}", "TimeLimit=10"]
+                if subprocess.run(update, env={**os.environ, **slurm}).returncode == 0:
+                    break
+            time.sleep(0.2)
+        finish(process, workdir)
 
     [run] = children(tracking)
     assert run.info.status == "FINISHED"
