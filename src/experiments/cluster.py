@@ -22,6 +22,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from experiments import checkpoints, tracking
+
 log = logging.getLogger(__name__)
 
 PORT_BASE = 20000  # TensorFlow's workers listen on PORT_BASE + an offset per job and task
@@ -29,12 +31,8 @@ PORT_BASE = 20000  # TensorFlow's workers listen on PORT_BASE + an offset per jo
 
 def job_key() -> str | None:
     """The SLURM job this process runs in (``<array job>_<task>`` in an array), else None."""
-    array_job, array_task = (
-        os.environ.get("SLURM_ARRAY_JOB_ID"),
-        os.environ.get("SLURM_ARRAY_TASK_ID"),
-    )
-    if array_job and array_task:
-        return f"{array_job}_{array_task}"
+    if os.environ.get("SLURM_ARRAY_TASK_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
     return os.environ.get("SLURM_JOB_ID")
 
 
@@ -60,6 +58,7 @@ def restarted() -> bool:
 
 
 def folder(key: str) -> Path:
+    """Where a SLURM job keeps the ids of its tasks' runs (and its workers' own stores)."""
     return Path.cwd() / "checkpoints" / "slurm" / key
 
 
@@ -97,8 +96,6 @@ def _worker_store(cfg: DictConfig) -> None:
 def _run_to_resume(cfg: DictConfig) -> str | None:
     """The run this job task opened before SLURM restarted it, if it has a checkpoint."""
     import mlflow
-
-    from experiments import checkpoints, tracking
 
     path = folder(job_key()) / f"task{task_rank()}.run_id"
     if not path.is_file():
