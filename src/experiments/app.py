@@ -9,6 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from experiments import cluster
 from experiments.config import CONF_DIR  # importing it registers the schema with Hydra
 from experiments.errors import ExperimentError
 
@@ -21,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Train one model as configured and return the metric Hydra's sweepers optimise."""
-    from experiments import cluster, sweep
+    from experiments import sweep
     from experiments.config import validate
 
     in_sweep = sweep.parent_of_current_job() is not None
