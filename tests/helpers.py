@@ -12,6 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 
 def user_environment() -> dict[str, str]:
     """This process's environment as a user's shell would have it.
@@ -58,8 +60,6 @@ def free_port() -> int:
 
 def start_server(tmp_path) -> tuple[str, subprocess.Popen]:
     """A real `mlflow server` on loopback with its store in ``tmp_path``; its URL and process."""
-    import pytest
-
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
