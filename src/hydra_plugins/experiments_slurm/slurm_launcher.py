@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
 from typing import Any
 
 try:
@@ -37,7 +38,7 @@ if _Submitit is not None:
 
 def _interrupt_on_requeue() -> None:
     """Wrap submitit's SIGUSR2 handler: once it has requeued the job, interrupt the run."""
-    import submitit
+    import submitit  # lazy, as the plugin's: Hydra scans plugins at every start
 
     usr_signal = submitit.JobEnvironment._usr_sig()
     requeue = signal.getsignal(usr_signal)
@@ -57,9 +58,7 @@ def _interrupt_on_requeue() -> None:
 
 def _skip_sacct_without_accounting() -> None:
     """Where sacct cannot answer, don't ask it at every poll (each failure is three warnings)."""
-    import subprocess
-
-    from submitit.slurm.slurm import SlurmJob
+    from submitit.slurm.slurm import SlurmJob  # lazy, as the plugin's: Hydra scans plugins at start
 
     try:
         probe = subprocess.run(
