@@ -73,7 +73,10 @@ start() {
     mkdir -p "$DIR/state" "$DIR/spool"
     chmod 700 "$DIR"
     write_config
-    [[ -f "$DIR/munge.key" ]] || mungekey --create --keyfile="$DIR/munge.key"
+    if [[ ! -f "$DIR/munge.key" ]]; then  # mungekey came with munge 0.5.14
+        mungekey --create --keyfile="$DIR/munge.key" 2>/dev/null ||
+            head -c 1024 /dev/urandom >"$DIR/munge.key"
+    fi
     chmod 600 "$DIR/munge.key"
     munged --force --key-file="$DIR/munge.key" --socket="$DIR/munge.socket" \
         --pid-file="$DIR/munged.pid" --log-file="$DIR/munged.log" --seed-file="$DIR/munged.seed"
