@@ -209,7 +209,7 @@ def test_job_at_its_time_limit_is_requeued_and_resumes(workdir, slurm, tracking,
     with sweep(workdir, slurm, *overrides) as process:
         wait_for_epochs(tracking, process, 1)
         job = the_job(slurm)
-        limit = minutes_run(slurm, job) + 2  # due within 60 s + 30 s of now: at the next check
+        limit = minutes_run(slurm, job) + 2  # its SIGUSR2 due now: sent at SLURM's next check
         slurm_command("scontrol", "update", f"JobId={job}", f"TimeLimit={limit}", env=slurm)
         while process.poll() is None:
             state = slurm_command("squeue", "-h", "-j", job, "-o", "%T", env=slurm).strip()
