@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
+
+import pytest
 
 
 def user_environment() -> dict[str, str]:
@@ -32,8 +39,6 @@ def run_cli(*overrides: str, cwd: Path, env: dict | None = None, module: str = "
 
 def first_epoch_run_id(client, process, timeout: float = 120) -> str | None:
     """The id of the run ``process`` opened, once it has logged its first epoch (or None)."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         try:
@@ -45,3 +50,40 @@ def first_epoch_run_id(client, process, timeout: float = 120) -> str | None:
             return runs[0].info.run_id
         time.sleep(0.2)
     return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(tmp_path) -> tuple[str, subprocess.Popen]:
+    """A real `mlflow server` on loopback with its store in ``tmp_path``; its URL and process."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
+        env=user_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its workers in one process group, to stop them all
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        stop(process, signal.SIGKILL)
+        pytest.fail("mlflow server did not start within 60 s")
+    return url, process
+
+
+def stop(server: subprocess.Popen, how: int) -> None:
+    """Stop the server and its workers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, how)
+    server.wait(timeout=30)

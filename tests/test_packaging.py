@@ -34,6 +34,7 @@ def installed(tmp_path_factory) -> Path:
     assert "experiments/conf/config.yaml" in names
     assert "experiments/conf/backbone/xception.yaml" in names
     assert "experiments/conf/hydra/launcher/slurm.yaml" in names
+    assert "hydra_plugins/experiments_slurm/slurm_launcher.py" in names  # slurm.yaml's launcher
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"

@@ -2,56 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import mlflow
 import numpy as np
 import pytest
-from helpers import first_epoch_run_id, run_cli, user_environment
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(tmp_path) -> tuple[str, subprocess.Popen]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
-        env=user_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its workers in one process group, to stop them all
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        stop(process, signal.SIGKILL)
-        pytest.fail("mlflow server did not start within 60 s")
-    return url, process
-
-
-def stop(server: subprocess.Popen, how: int) -> None:
-    """Stop the server and its workers."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.pid, how)
-    server.wait(timeout=30)
+from helpers import first_epoch_run_id, run_cli, start_server, stop, user_environment
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from experiments import cluster
 from experiments.config import CONF_DIR  # importing it registers the schema with Hydra
 from experiments.errors import ExperimentError
 
@@ -32,6 +33,7 @@ def main(cfg: DictConfig) -> float | None:
     in_sweep = sweep.parent_of_current_job() is not None
     try:
         validate(cfg)  # before the training stack (matplotlib, TensorFlow) is even imported
+        cfg = cluster.adapt(cfg)  # under SLURM: a restarted job resumes its run
         from experiments import train
 
         value = train.run(cfg)

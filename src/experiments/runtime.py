@@ -1,7 +1,8 @@
 """Where training runs: CPU threads per job and the tf.distribute strategy.
 
 Parallel jobs on one machine must share its cores rather than each take them all, so a
-job of a joblib sweep gets ``cores // n_jobs`` threads unless ``trainer.threads`` says.
+job of a joblib sweep gets ``cores // n_jobs`` threads unless ``trainer.threads`` says;
+a SLURM job gets the cores SLURM gave it (``$SLURM_CPUS_PER_TASK``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+
+from experiments import cluster, keras_multi_worker
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ def configure_threads(threads: int | None, logical_cpus: int | None) -> int:
     import tensorflow as tf
 
     cores = os.cpu_count() or 1
-    intra = threads or max(1, cores // parallel_jobs())
+    intra = threads or cluster.cpus_per_task() or max(1, cores // parallel_jobs())
     try:
         tf.config.threading.set_intra_op_parallelism_threads(intra)
         tf.config.threading.set_inter_op_parallelism_threads(min(2, intra))
@@ -79,7 +82,10 @@ def strategy(name: str):
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()  # reads $TF_CONFIG
+        keras_multi_worker.apply()  # Keras 3.15's fit fails under this strategy otherwise
+        # $TF_CONFIG, else the tasks of this SLURM job
+        resolver = cluster.cluster_resolver()
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     raise ValueError(f"unknown strategy {name!r}")  # validate() stops this earlier
 
 

@@ -65,9 +65,10 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         import mlflow
 
-        from experiments import tracking
+        from experiments import outbox, tracking
 
         uri = tracking.resolve_tracking_uri(config.mlflow.tracking_uri)
+        outbox.use_short_retries(uri)  # a server gone by the summary: seconds, not minutes
         experiment_id = tracking.init_store(uri, config.mlflow.experiment_name)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from experiments import (
     backbones,
     best_epoch,
     checkpoints,
+    cluster,
     datasets,
     outbox,
     outputs,
@@ -93,6 +94,7 @@ def run(cfg: DictConfig) -> float:
             run_name=tracking.run_name(cfg, (parent or {}).get("varying", [])),
             tags=tags,
         )
+    cluster.remember_run(opened.info.run_id)  # a SLURM job restarted later resumes this run
     shown_uri = tracking.redact(uri)
     box = outbox.Outbox(Path.cwd() / "unsent" / opened.info.run_id, shown_uri)
     failure: BaseException | None = None

@@ -1,0 +1,296 @@
+"""SLURM jobs: against a real one-node SLURM (scripts/local_slurm.sh, marked ``cluster``),
+sweeps, requeues, time limits and several workers in one run, tracked by a real MLflow
+server; and, without SLURM, how a job reads its environment."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from helpers import free_port, run_cli, start_server, stop, user_environment
+
+from experiments import cluster
+from test_sweep import failure_report
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
+# One core and 2 GB per job: two jobs at once on the 2-core node.
+SLURM = ["-m", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"]
+TINY = ["backbone=custom_cnn", "trainer.verbose=0", "mlflow.samples=2", "mlflow.log_model=false"]
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s")
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory) -> dict[str, str]:
+    """A running one-node SLURM for the session; the environment that reaches it."""
+    missing = [n for n in ("slurmctld", "slurmd", "munged", "sbatch") if not shutil.which(n)]
+    reason = None
+    if missing:
+        reason = (
+            f"SLURM is not installed (no {', '.join(missing)}): apt-get install slurm-wlm munge"
+        )
+    elif os.geteuid() != 0:
+        reason = "the local SLURM runs its daemons as root; these tests need root"
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("slurm")
+    ports = {"LOCAL_SLURM_CTLD_PORT": str(free_port()), "LOCAL_SLURM_SLURMD_PORT": str(free_port())}
+    env = {**user_environment(), "LOCAL_SLURM_DIR": str(folder), **ports}
+    started = subprocess.run([SCRIPT, "start"], env=env, capture_output=True, text=True)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield {"SLURM_CONF": str(folder / "slurm.conf")}
+    finally:
+        subprocess.run([SCRIPT, "stop"], env=env, check=False)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real `mlflow server` on loopback, as the nodes of a cluster would share."""
+    url, process = start_server(tmp_path_factory.mktemp("server"))
+    yield url
+    stop(process, signal.SIGTERM)
+
+
+@pytest.fixture
+def tracking(server, request) -> list[str]:
+    """Overrides that track to the server, into an experiment of this test's own."""
+    return [f"mlflow.tracking_uri={server}", f"mlflow.experiment_name={request.node.name}"]
+
+
+def slurm_command(*args: str, env: dict) -> str:
+    return subprocess.run(
+        list(args), env={**os.environ, **env}, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def runs_of(tracking: list[str]) -> tuple[mlflow.MlflowClient, list]:
+    """A client of the server and the runs of this test's experiment."""
+    client = mlflow.MlflowClient(tracking[0].split("=", 1)[1])
+    experiment = client.get_experiment_by_name(experiment_name(tracking))
+    return client, client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+def experiment_name(tracking: list[str]) -> str:
+    return tracking[1].split("=", 1)[1]
+
+
+def children(tracking: list[str]) -> list:
+    return [run for run in runs_of(tracking)[1] if "mlflow.parentRunId" in run.data.tags]
+
+
+def assert_one_value_per_step(client, run, epochs: int) -> None:
+    for key in CURVES:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert sorted(steps) == list(range(epochs)), (key, steps)
+
+
+@pytest.mark.cluster
+def test_slurm_sweep_is_one_parent_with_two_finished_children(
+    workdir, slurm, tracking, fashion_dir
+):
+    result = run_cli(
+        *SLURM, "optimizer.lr=1e-3,1e-2", "dataset.limit=200", "trainer.epochs=1", *TINY,
+        *tracking, cwd=workdir, env=slurm,
+    )  # fmt: skip
+    assert result.returncode == 0, failure_report(result, workdir)
+    _, runs = runs_of(tracking)
+    parents = [r for r in runs if r.data.tags.get("experiments.kind") == "sweep"]
+    jobs = children(tracking)
+    assert len(parents) == 1 and len(jobs) == 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parents[0].info.run_id}
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.params["optimizer.lr"] for r in jobs} == {"0.001", "0.01"}
+    # TensorFlow's threads follow SLURM's cores per task, not the node's two.
+    assert {r.data.params["runtime.threads"] for r in jobs} == {"1"}
+    # No accounting store here: one line says so, instead of a warning at every poll.
+    output = result.stdout + result.stderr
+    assert "Bypassing sacct error" not in output
+    assert output.count("sacct cannot report job states here") == 1
+
+
+@contextlib.contextmanager
+def sweep(workdir, slurm, *overrides: str):
+    """A one-job SLURM sweep running in the background; stopped if the test fails."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "experiments", *SLURM, *TINY, *overrides],
+        cwd=workdir, env={**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", **slurm},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def wait_for_epochs(tracking, process, epochs: int, timeout: float = 300) -> str:
+    """The id of the sweep's only job run, once it has logged ``epochs`` epochs."""
+    client = runs_of(tracking)[0]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        runs = children(tracking)
+        if runs and len(client.get_metric_history(runs[0].info.run_id, "val_accuracy")) >= epochs:
+            return runs[0].info.run_id
+        time.sleep(0.5)
+    pytest.fail(f"the job never logged {epochs} epoch(s): {process.poll()=}")
+
+
+def finish(process, workdir) -> None:
+    """Wait for the sweep; it must end well, its summary listing its one run."""
+    stdout, stderr = process.communicate(timeout=600)
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    assert process.returncode == 0, failure_report(result, workdir)
+    assert "1 runs, best first by val_accuracy" in stdout
+
+
+def the_job(slurm) -> str:
+    """The id of the one job in the queue."""
+    return slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()[0]
+
+
+@pytest.mark.cluster
+def test_requeued_job_resumes_its_run_on_one_step_axis(workdir, slurm, tracking, fashion_dir):
+    epochs = 8
+    overrides = ("dataset.limit=3000", f"trainer.epochs={epochs}", *tracking)
+    with sweep(workdir, slurm, *overrides) as process:
+        run_id = wait_for_epochs(tracking, process, 2)
+        client = runs_of(tracking)[0]
+        requeued = time.monotonic()
+        slurm_command("scontrol", "requeue", the_job(slurm), env=slurm)
+        while not client.get_run(run_id).data.tags.get("resumed_at_step"):
+            time.sleep(0.5)
+        resumed = time.monotonic()
+        at_step = int(client.get_run(run_id).data.tags["resumed_at_step"])
+        while len(client.get_metric_history(run_id, "val_accuracy")) <= at_step:
+            time.sleep(0.2)
+        print(
+            f"\nrequeue: {resumed - requeued:.1f} s from scontrol requeue to the run resumed, "
+            f"{time.monotonic() - requeued:.1f} s to its next epoch logged"
+        )
+        finish(process, workdir)
+
+    [run] = children(tracking)
+    assert run.info.run_id == run_id and run.info.status == "FINISHED"
+    assert 0 < at_step < epochs
+    assert_one_value_per_step(client, run, epochs)
+
+
+def minutes_run(slurm, job: str) -> int:
+    """Whole minutes the job has run (squeue's [D-][H:]M:SS)."""
+    elapsed = slurm_command("squeue", "-h", "-j", job, "-o", "%M", env=slurm).strip()
+    days, _, clock = elapsed.rpartition("-")
+    parts = [int(p) for p in clock.split(":")]
+    seconds = sum(p * 60**i for i, p in enumerate(reversed(parts)))
+    return (int(days or 0) * 86400 + seconds) // 60
+
+
+@pytest.mark.cluster
+def test_job_at_its_time_limit_is_requeued_and_resumes(workdir, slurm, tracking, fashion_dir):
+    # SLURM sends SIGUSR2 once the limit is under signal_delay_s + 30 s away (it checks
+    # every 30 s). Rather than wait minutes, the test lowers the running job's limit until
+    # that is now, then raises it again while the requeued job waits to start.
+    # The training left after the first epoch lasts longer than those 30 s.
+    epochs = 15
+    overrides = ("hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=90",
+                 "dataset.limit=6000", f"trainer.epochs={epochs}", *tracking)  # fmt: skip
+    with sweep(workdir, slurm, *overrides) as process:
+        wait_for_epochs(tracking, process, 1)
+        job = the_job(slurm)
+        limit = minutes_run(slurm, job) + 2  # its SIGUSR2 due now: sent at SLURM's next check
+        slurm_command("scontrol", "update", f"JobId={job}", f"TimeLimit={limit}", env=slurm)
+        while process.poll() is None:
+            state = slurm_command("squeue", "-h", "-j", job, "-o", "%T", env=slurm).strip()
+            if state == "PENDING":  # requeued
+                update = ["scontrol", "update", f"JobId={job}", "TimeLimit=10"]
+                if subprocess.run(update, env={**os.environ, **slurm}).returncode == 0:
+                    break
+            time.sleep(0.2)
+        finish(process, workdir)
+
+    [run] = children(tracking)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags.get("resumed_at_step")
+    assert_one_value_per_step(runs_of(tracking)[0], run, epochs)
+    logs = "".join(p.read_text() for p in workdir.glob("multirun/*/*/.submitit/*/*_log.out"))
+    assert "this job is timed-out" in logs and "Requeued job" in logs
+
+
+@pytest.mark.cluster
+def test_multi_worker_job_is_one_run_trained_by_both_tasks(workdir, slurm, tracking, fashion_dir):
+    result = run_cli(
+        *SLURM, "hydra.launcher.tasks_per_node=2", "trainer.strategy=multi_worker",
+        "dataset.limit=256", "trainer.epochs=2", "trainer.batch_size=64", *TINY,
+        *tracking, cwd=workdir, env=slurm,
+    )  # fmt: skip
+    assert result.returncode == 0, failure_report(result, workdir)
+    client = runs_of(tracking)[0]
+    [run] = children(tracking)  # the second worker logged nothing here
+    assert run.info.status == "FINISHED"
+    assert run.data.params["runtime.replicas"] == "2"  # one replica per worker
+    assert run.data.params["trainer.batch_size"] == "64"  # the global batch, over both
+    assert_one_value_per_step(client, run, 2)
+    # The other worker trained the same steps in lockstep, into a store of its own.
+    [store] = workdir.glob("checkpoints/slurm/*/task1/mlflow.db")
+    worker = mlflow.MlflowClient(f"sqlite:///{store}")
+    [twin] = worker.search_runs(
+        [worker.get_experiment_by_name(experiment_name(tracking)).experiment_id]
+    )
+    for key in ("loss", "val_accuracy"):
+        ours = [m.value for m in client.get_metric_history(run.info.run_id, key)]
+        assert [m.value for m in worker.get_metric_history(twin.info.run_id, key)] == ours
+
+
+def test_slurm_counts_and_job_keys(monkeypatch):
+    assert cluster.expand_counts("2(x3),1") == [2, 2, 2, 1]
+    monkeypatch.setenv("SLURM_JOB_ID", "17")
+    assert cluster.job_key() == "17"
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "16")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    assert cluster.job_key() == "16_1"  # what submitit calls the job, stable over requeues
+
+
+def restarted_job(monkeypatch, store_uri, run_id: str, checkpointed: bool):
+    """The config a restarted SLURM job runs with, after its first attempt opened ``run_id``."""
+    from hydra import compose, initialize_config_dir
+
+    from experiments import checkpoints
+    from experiments.config import CONF_DIR
+
+    monkeypatch.setenv("SLURM_JOB_ID", "5")
+    cluster.remember_run(run_id)
+    if checkpointed:
+        folder = checkpoints.folder(run_id)
+        folder.mkdir(parents=True)
+        (folder / checkpoints.LAST).write_bytes(b"")
+        state = checkpoints.State("scratch", first_step=0, epochs_done=1)
+        (folder / checkpoints.STATE).write_text(json.dumps(dataclasses.asdict(state)))
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", [f"mlflow.tracking_uri={store_uri}"])
+    return cluster.adapt(cfg)
+
+
+def test_a_restarted_job_resumes_the_run_it_opened(workdir, store_uri, monkeypatch):
+    cfg = restarted_job(monkeypatch, store_uri, "abc123", checkpointed=True)
+    assert cfg.trainer.resume == "abc123"
+
+
+def test_a_job_restarted_before_its_first_checkpoint_starts_afresh(workdir, store_uri, monkeypatch):
+    client = mlflow.MlflowClient(store_uri)
+    run = client.create_run(client.create_experiment("experiments"))
+    cfg = restarted_job(monkeypatch, store_uri, run.info.run_id, checkpointed=False)
+    assert cfg.trainer.resume is None
+    assert client.get_run(run.info.run_id).info.lifecycle_stage == "deleted"  # not listed twice
