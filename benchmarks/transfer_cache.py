@@ -58,17 +58,18 @@ def feature_pass(names: tuple[str, ...], count: int, size: int = 150) -> dict[st
     import keras
     import numpy as np
 
-    from experiments.backbones import _module
+    from experiments.backbones import preprocessing, spec
+    from experiments.backbones.weights import construct
 
     rates = {}
     images = np.random.default_rng(0).integers(0, 256, (count, size, size, 3)).astype("float32")
     for name in names:
-        module = _module(name)
+        row = spec(name)
         extractor = keras.Sequential(
             [
                 keras.Input((size, size, 3)),
-                *module.preprocessing(),
-                module.base((size, size, 3), None),
+                *preprocessing.layers(row.preprocessing),
+                construct(row, (size, size, 3), None),
             ]
         )
         extractor.predict(images[:64], batch_size=64, verbose=0)  # trace the graph first

@@ -32,7 +32,7 @@ def installed(tmp_path_factory) -> Path:
     wheel = next((work / "dist").glob("experiments-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "experiments/conf/config.yaml" in names
-    assert "experiments/conf/backbone/xception.yaml" in names
+    assert "experiments/conf/backbone/compact_cnn.yaml" in names
     assert "experiments/conf/hydra/launcher/slurm.yaml" in names
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
