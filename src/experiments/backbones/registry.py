@@ -43,6 +43,7 @@ class BackboneSpec:
     weights_file: str | None = None  # ImageNet weights file ({size} in it: see weight_sizes)
     weight_sizes: tuple[int, ...] = ()  # input sizes with weights of their own
     frozen: tuple[str, ...] = ("BatchNormalization",)  # layer classes fine-tuning keeps frozen
+    module: str | None = None  # its keras.applications module, where not the constructor's
     head_units: int = 0  # a hidden dense layer in the head (0: none)
     head_batchnorm: bool = False  # batch normalisation on that hidden layer
 
@@ -53,8 +54,8 @@ class BackboneSpec:
 
     @property
     def family(self) -> str:
-        """The module defining it: ``keras.applications.resnet`` for resnet50."""
-        return self.constructor.rsplit(".", 1)[0]
+        """Its module, with its preprocess_input: ``keras.applications.resnet`` for resnet50."""
+        return self.module or self.constructor.rsplit(".", 1)[0]
 
     def imagenet_file(self, size: int) -> str:
         """The weights file keras.applications loads for inputs of ``size`` pixels."""
@@ -137,8 +138,11 @@ _ROWS = (
     _app("mobilenet.MobileNet", "tf", 32, 224, _MOBILENET, weight_sizes=(128, 160, 192, 224)),
     _app("mobilenet_v2.MobileNetV2", "tf", 32, 224, _MOBILENET_V2,
          weight_sizes=(96, 128, 160, 192, 224)),
-    _app("mobilenet_v3.MobileNetV3Small", "included", 32, 224, _MOBILENET_V3.format("small")),
-    _app("mobilenet_v3.MobileNetV3Large", "included", 32, 224, _MOBILENET_V3.format("large")),
+    # Keras exports MobileNetV3's constructors only at the top of keras.applications.
+    _app("MobileNetV3Small", "included", 32, 224, _MOBILENET_V3.format("small"),
+         module="keras.applications.mobilenet_v3"),
+    _app("MobileNetV3Large", "included", 32, 224, _MOBILENET_V3.format("large"),
+         module="keras.applications.mobilenet_v3"),
     _app("nasnet.NASNetMobile", "tf", 32, 224, "nasnet_mobile_no_top.h5"),
     _app("nasnet.NASNetLarge", "tf", 32, 331, "nasnet_large_no_top.h5"),
     _app("resnet.ResNet50", "caffe", 32, 224, f"resnet50{NOTOP}"),
