@@ -112,5 +112,6 @@ def test_finetuning_step_keeps_the_rows_normalization_frozen(built):
     assert any(not np.array_equal(a, v.numpy()) for a, v in zip(head_before, head, strict=True))
     after = [w.numpy() for layer in frozen for w in layer.weights]
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
-    norms = [layer for layer in _all_layers(base) if isinstance(layer, keras.layers.LayerNormalization)]
+    layer_norms = keras.layers.LayerNormalization
+    norms = [layer for layer in _all_layers(base) if isinstance(layer, layer_norms)]
     assert all(layer.trainable for layer in norms)  # ConvNeXt's: trained, see phases/finetune.py

@@ -7,6 +7,7 @@ fed pixels divided by 255; its row in ``registry`` puts that scaling inside the 
 
 from __future__ import annotations
 
+
 def base(input_shape: tuple[int, ...], weights: str | None = None, include_top: bool = False):
     """Conv(32)-Pool-Conv(64)-Pool-Conv(64)-Flatten, randomly initialised."""
     import keras

@@ -70,8 +70,14 @@ def application_name(constructor: str) -> str:
     return re.sub(f"({'|'.join(SIZE_WORDS)})$", r"_\1", function).lower()
 
 
-def _app(constructor: str, preprocessing: str, min_size: int, default_size: int,
-         weights_file: str, **more) -> BackboneSpec:
+def _app(
+    constructor: str,
+    preprocessing: str,
+    min_size: int,
+    default_size: int,
+    weights_file: str,
+    **more,
+) -> BackboneSpec:
     """A row for ``keras.applications.<constructor>``, named by the naming rule."""
     return BackboneSpec(
         name=application_name(constructor),
@@ -81,7 +87,7 @@ def _app(constructor: str, preprocessing: str, min_size: int, default_size: int,
         default_size=default_size,
         weights_file=weights_file,
         **more,
-    )  # fmt: skip
+    )
 
 
 _MOBILENET = "mobilenet_1_0_{size}_tf_no_top.h5"
@@ -175,10 +181,9 @@ def spec(name: str) -> BackboneSpec:
 
 def markdown_table() -> str:
     """The README's backbone table (a test keeps the README equal to it)."""
-    lines = [
-        "| backbone | preprocessing in the model | min size | default size | ImageNet weights file |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+    header = ("backbone", "preprocessing in the model", "min size", "default size",
+              "ImageNet weights file")  # fmt: skip
+    lines = [f"| {' | '.join(header)} |", "| --- | --- | --- | --- | --- |"]
     for row in BACKBONES.values():
         weights = f"`{row.imagenet_file(row.default_size)}`" if row.imagenet else "none"
         lines.append(
