@@ -22,7 +22,9 @@ from common import median, run
 GOAL = 10.0
 
 
-def transfer_epochs(backbone: str, cached: bool, epochs: int, per_class: int) -> dict:
+def transfer_epochs(
+    backbone: str, cached: bool, epochs: int, per_class: int, image_size: int = 150
+) -> dict:
     import mlflow
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -30,7 +32,7 @@ def transfer_epochs(backbone: str, cached: bool, epochs: int, per_class: int) ->
         wall, _ = run(
             ["-m", "experiments", f"backbone={backbone}", "backbone.weights=null",
              "phase=transfer", f"phase.cache_features={str(cached).lower()}", "dataset=shapes",
-             "dataset.image_size=150", f"dataset.per_class={per_class}",
+             f"dataset.image_size={image_size}", f"dataset.per_class={per_class}",
              f"dataset.root={Path(tmp) / 'shapes'}", f"trainer.epochs={epochs}",
              "trainer.batch_size=32", "trainer.verbose=0", "mlflow.log_model=false",
              f"mlflow.tracking_uri=sqlite:///{store}"], Path(tmp),

@@ -116,6 +116,8 @@ _ROWS = (
         head_units=64,
     ),
     # keras.applications: constructor, preprocessing, min size, default size, weights file.
+    # ConvNeXt's LayerNormalization is not in `frozen`: it keeps no batch statistics
+    # (phases/finetune.py says why that makes it safe to fine-tune).
     _app("convnext.ConvNeXtTiny", "included", 32, 224, "convnext_tiny_notop.h5"),
     _app("convnext.ConvNeXtSmall", "included", 32, 224, "convnext_small_notop.h5"),
     _app("convnext.ConvNeXtBase", "included", 32, 224, "convnext_base_notop.h5"),
