@@ -19,15 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from common import machine  # noqa: E402
 from transfer_cache import transfer_epochs  # noqa: E402
 
-from experiments.backbones import BACKBONES  # noqa: E402
-
-
-def first_of_each_family() -> list[str]:
-    firsts: dict[str, str] = {}
-    for row in BACKBONES.values():
-        if row.imagenet:
-            firsts.setdefault(row.family, row.name)
-    return list(firsts.values())
+from experiments.backbones import spec  # noqa: E402
+from experiments.backbones.registry import first_of_each_family  # noqa: E402
 
 
 def main(names: list[str]) -> None:
@@ -41,4 +34,4 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or first_of_each_family())
+    main(sys.argv[1:] or [name for name in first_of_each_family() if spec(name).imagenet])

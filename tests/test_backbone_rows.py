@@ -18,20 +18,14 @@ import pytest
 from keras.src.utils import file_utils
 
 from experiments import backbones
+from experiments.backbones.registry import first_of_each_family
 from experiments.config import compose
 from experiments.phases import finetune
 
 CLASSES = 3
 
 
-def _first_of_each_family() -> set[str]:
-    firsts: dict[str, str] = {}
-    for row in backbones.BACKBONES.values():
-        firsts.setdefault(row.family, row.name)
-    return set(firsts.values())
-
-
-FIRSTS = _first_of_each_family()
+FIRSTS = set(first_of_each_family())
 
 
 def _params():

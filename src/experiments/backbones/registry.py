@@ -171,6 +171,14 @@ def names() -> list[str]:
     return list(BACKBONES)
 
 
+def first_of_each_family() -> list[str]:
+    """One backbone per module of code: what the fast tests and benchmarks cover."""
+    firsts: dict[str, str] = {}
+    for row in BACKBONES.values():
+        firsts.setdefault(row.family, row.name)
+    return list(firsts.values())
+
+
 def spec(name: str) -> BackboneSpec:
     """The row of backbone ``name``; raises ConfigError for an unknown name."""
     try:
