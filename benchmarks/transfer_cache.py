@@ -22,7 +22,9 @@ from common import median, run
 GOAL = 10.0
 
 
-def transfer_epochs(backbone: str, cached: bool, epochs: int, per_class: int) -> dict:
+def transfer_epochs(
+    backbone: str, cached: bool, epochs: int, per_class: int, image_size: int = 150
+) -> dict:
     import mlflow
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -30,7 +32,7 @@ def transfer_epochs(backbone: str, cached: bool, epochs: int, per_class: int) ->
         wall, _ = run(
             ["-m", "experiments", f"backbone={backbone}", "backbone.weights=null",
              "phase=transfer", f"phase.cache_features={str(cached).lower()}", "dataset=shapes",
-             "dataset.image_size=150", f"dataset.per_class={per_class}",
+             f"dataset.image_size={image_size}", f"dataset.per_class={per_class}",
              f"dataset.root={Path(tmp) / 'shapes'}", f"trainer.epochs={epochs}",
              "trainer.batch_size=32", "trainer.verbose=0", "mlflow.log_model=false",
              f"mlflow.tracking_uri=sqlite:///{store}"], Path(tmp),
@@ -58,17 +60,18 @@ def feature_pass(names: tuple[str, ...], count: int, size: int = 150) -> dict[st
     import keras
     import numpy as np
 
-    from experiments.backbones import _module
+    from experiments.backbones import preprocessing, spec
+    from experiments.backbones.weights import construct
 
     rates = {}
     images = np.random.default_rng(0).integers(0, 256, (count, size, size, 3)).astype("float32")
     for name in names:
-        module = _module(name)
+        row = spec(name)
         extractor = keras.Sequential(
             [
                 keras.Input((size, size, 3)),
-                *module.preprocessing(),
-                module.base((size, size, 3), None),
+                *preprocessing.layers(row.preprocessing),
+                construct(row, (size, size, 3), None),
             ]
         )
         extractor.predict(images[:64], batch_size=64, verbose=0)  # trace the graph first

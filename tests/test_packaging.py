@@ -32,7 +32,7 @@ def installed(tmp_path_factory) -> Path:
     wheel = next((work / "dist").glob("experiments-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "experiments/conf/config.yaml" in names
-    assert "experiments/conf/backbone/xception.yaml" in names
+    assert "experiments/conf/backbone/compact_cnn.yaml" in names
     assert "experiments/conf/hydra/launcher/slurm.yaml" in names
     assert "hydra_plugins/experiments_slurm/slurm_launcher.py" in names  # slurm.yaml's launcher
     venv = work / "venv"

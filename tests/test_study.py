@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from experiments import study
+from experiments.errors import ConfigError
 
 
 def test_study_runs_every_backbone_and_phase_then_the_custom_cnn_then_compare():
@@ -32,3 +35,16 @@ def test_study_uses_the_animals_folder_when_present():
     sweep, _, _ = study.commands(["mlflow.experiment_name=mine"], True, "x")
     assert "dataset=animals" in sweep and "mlflow.experiment_name=mine" in sweep
     assert "mlflow.experiment_name=study-x" not in sweep
+
+
+def test_study_runs_any_backbones_of_the_table():
+    chosen = "backbones=[resnet50,efficientnetb0,convnext_tiny]"
+    sweep, custom, compare = study.commands([chosen, "trainer.epochs=1"], False, "x")
+    assert "backbone=resnet50,efficientnetb0,convnext_tiny" in sweep
+    assert not [part for part in sweep + custom + compare if part.startswith("backbones=")]
+    assert "trainer.epochs=1" in sweep and "trainer.epochs=1" in custom
+
+
+def test_study_refuses_an_unknown_backbone_naming_the_choices():
+    with pytest.raises(ConfigError, match="convnext_tiny"):
+        study.commands(["backbones=[resnet]"], False, "x")

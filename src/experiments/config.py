@@ -31,7 +31,7 @@ MODEL_URI_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
 
 @dataclass
 class BackboneConfig:
-    name: str = MISSING  # a module of experiments.backbones
+    name: str = MISSING  # a row of experiments.backbones.registry
     weights: str | None = None  # imagenet | null (random) | a weights file | runs:/<id>/model
     dropout: float = 0.0  # dropout before the classifier of the head
 
@@ -124,8 +124,22 @@ class Config:
     metric: str = "val_accuracy"  # what the main function returns to sweepers
 
 
+APPLICATION_DROPOUT = 0.2  # the head's dropout for backbones without a YAML file
+
+
 def register() -> None:
-    ConfigStore.instance().store(name="base_config", node=Config)
+    """The schema, and an option ``backbone=<name>`` for every row of the backbone table.
+
+    A backbone with a recipe of its own (compact_cnn, custom_cnn) has a YAML file in
+    ``conf/backbone/`` instead, which may set more than ``backbone.*``.
+    """
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=Config)
+    for row in backbones.BACKBONES.values():
+        if not (CONF_DIR / "backbone" / f"{row.name}.yaml").exists():
+            weights = "imagenet" if row.imagenet else None
+            node = BackboneConfig(name=row.name, weights=weights, dropout=APPLICATION_DROPOUT)
+            store.store(group="backbone", name=row.name, node=node)
     # ${direction_of:${metric}}: what a sweeper does with the metric (conf/hparams_search/).
     OmegaConf.register_new_resolver("direction_of", direction_of, replace=True)
 

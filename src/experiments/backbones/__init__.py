@@ -1,8 +1,7 @@
-"""Backbones: what each network needs, known before TensorFlow is imported, and the model builder.
+"""Backbones: the table of their facts (``registry``), and the model builder.
 
-Each backbone module defines ``SPEC`` (facts about the network), ``preprocessing()`` (the
-layers that turn raw 0-255 pixels into what the network expects) and
-``base(input_shape, weights)`` (the feature extractor). Every model built here is
+Every backbone is one row of ``registry.BACKBONES``: its constructor, preprocessing, sizes,
+ImageNet weights file and the layers fine-tuning keeps frozen. Every model built here is
 
     image -> [augment] -> preprocess -> base -> head
 
@@ -12,38 +11,9 @@ on cached features, and a logged model predicts from raw pixels with no outside 
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from types import ModuleType
+from experiments.backbones.registry import BACKBONES, PREPROCESSING, BackboneSpec, names, spec
 
-from experiments.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    name: str
-    min_size: int  # smallest input height/width the network accepts
-    channels: int | None  # input channels the network needs; None = any
-    imagenet: bool  # whether ImageNet weights exist for it
-    preprocessing: str  # what its in-model preprocessing does, in words (README's table)
-    head_units: int = 0  # a hidden dense layer in the head (0: none)
-    head_batchnorm: bool = False  # batch normalisation on that hidden layer
-
-
-_MODULES = ("compact_cnn", "custom_cnn", "vgg16", "xception", "mobilenet")
-
-
-def _module(name: str) -> ModuleType:
-    if name not in _MODULES:
-        raise ConfigError(
-            "backbone.name", f"unknown backbone {name!r}; choose one of {list(_MODULES)}"
-        )
-    return importlib.import_module(f"experiments.backbones.{name}")
-
-
-def spec(name: str) -> BackboneSpec:
-    """The facts about backbone ``name``; raises ConfigError for an unknown name."""
-    return _module(name).SPEC
+__all__ = ["BACKBONES", "PREPROCESSING", "BackboneSpec", "build", "names", "spec"]
 
 
 def build(cfg, input_shape: tuple[int, ...], num_classes: int, *, frozen_bn: bool = False):
@@ -55,24 +25,25 @@ def build(cfg, input_shape: tuple[int, ...], num_classes: int, *, frozen_bn: boo
     import keras
 
     from experiments.augmentation import augmentation
+    from experiments.backbones import preprocessing
     from experiments.backbones.weights import load_base
 
-    module = _module(cfg.backbone.name)
+    row = spec(cfg.backbone.name)
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     augment = augmentation(cfg.dataset.augment)
     if augment is not None:
         x = augment(x)
-    preprocess = keras.Sequential(module.preprocessing(), name="preprocess")
+    preprocess = keras.Sequential(preprocessing.layers(row.preprocessing), name="preprocess")
     preprocess.trainable = False
     x = preprocess(x)
-    base = load_base(module, cfg.backbone.name, cfg.backbone.weights, input_shape)
+    base = load_base(row, cfg.backbone.weights, input_shape)
     x = base(x, training=False) if frozen_bn else base(x)
-    head = _head(base.output_shape, num_classes, cfg.backbone.dropout, module.SPEC)
+    head = _head(base.output_shape, num_classes, cfg.backbone.dropout, row)
     return keras.Model(inputs, head(x), name=cfg.backbone.name)
 
 
-def _head(feature_shape, num_classes: int, dropout: float, spec: BackboneSpec):
+def _head(feature_shape, num_classes: int, dropout: float, row: BackboneSpec):
     """Pool the feature map if there is one, [a hidden layer], drop out, classify."""
     import keras
     from keras import layers
@@ -80,14 +51,14 @@ def _head(feature_shape, num_classes: int, dropout: float, spec: BackboneSpec):
     head = [keras.Input(shape=feature_shape[1:])]
     if len(feature_shape) == 4:
         head.append(layers.GlobalAveragePooling2D())
-    if spec.head_units and spec.head_batchnorm:
+    if row.head_units and row.head_batchnorm:
         head += [
-            layers.Dense(spec.head_units, use_bias=False),
+            layers.Dense(row.head_units, use_bias=False),
             layers.BatchNormalization(),
             layers.Activation("relu"),
         ]
-    elif spec.head_units:
-        head.append(layers.Dense(spec.head_units, activation="relu"))
+    elif row.head_units:
+        head.append(layers.Dense(row.head_units, activation="relu"))
     if dropout > 0:
         head.append(layers.Dropout(dropout))
     # float32 even under a mixed precision policy: a stable softmax, float32 probabilities.

@@ -16,29 +16,12 @@ tried).
 
 from __future__ import annotations
 
-from experiments.backbones import BackboneSpec
-
-SPEC = BackboneSpec(
-    name="compact_cnn",
-    min_size=8,  # three 2x2 poolings
-    channels=None,
-    imagenet=False,
-    preprocessing="scale to [0, 1]",
-    head_units=64,
-    head_batchnorm=True,
-)
 FILTERS = (32, 64, 96)
 FEATURE_DROPOUT = 0.15  # on the flattened feature map, before the head
 
 
-def preprocessing() -> list:
-    from keras import layers
-
-    return [layers.Rescaling(1.0 / 255, name="rescale")]
-
-
-def base(input_shape: tuple[int, ...], weights: str | None = None):
-    """The convolutions, flattened and dropped out; randomly initialised."""
+def base(input_shape: tuple[int, ...], weights: str | None = None, include_top: bool = False):
+    """The convolutions, flattened and dropped out; randomly initialised (its row: registry)."""
     import keras
     from keras import layers
 

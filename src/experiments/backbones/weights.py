@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
-from types import ModuleType
 
+from experiments.backbones.registry import BackboneSpec
 from experiments.config import is_model_uri
 from experiments.errors import ConfigError, ExperimentError
 
@@ -15,30 +16,45 @@ def keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
 
 
-def load_base(module: ModuleType, name: str, weights: str | None, input_shape):
-    """The base of backbone ``name`` initialised from ``weights``."""
-    if weights is None:
-        return module.base(input_shape, None)
+def load_base(row: BackboneSpec, weights: str | None, input_shape):
+    """The base of backbone ``row`` initialised from ``weights``."""
     if weights == "imagenet":
-        return _imagenet(module, name, input_shape)
-    base = module.base(input_shape, None)
+        return _imagenet(row, input_shape)
     if is_model_uri(weights):
-        _copy_from_run(base, weights, name)
-    else:
-        _load_file(base, Path(weights).expanduser(), name)
+        return _from_run(row, weights, input_shape)
+    base = construct(row, input_shape, None)
+    if weights is not None:
+        _load_file(base, Path(weights).expanduser(), row.name)
     return base
 
 
-def _imagenet(module: ModuleType, name: str, input_shape):
-    filename = module.weights_file(input_shape[0])
+def construct(row: BackboneSpec, input_shape, weights: str | None):
+    """``row``'s constructor called without its top, as a model named ``base``.
+
+    The network is built under its own name and renamed afterwards: keras.applications
+    derive weight file names (EfficientNet, ConvNeXt) and even the preprocessing
+    (EfficientNetV2's B variants) from the model's name.
+    """
+    import keras
+
+    module, function = row.constructor.rsplit(".", 1)
+    constructor = getattr(importlib.import_module(module), function)
+    net = constructor(include_top=False, weights=weights, input_shape=tuple(input_shape))
+    if net.name == "base":
+        return net
+    return keras.Model(net.inputs, net.outputs, name="base")
+
+
+def _imagenet(row: BackboneSpec, input_shape):
+    filename = row.imagenet_file(input_shape[0])
     cache = keras_cache_dir()
     try:
-        return module.base(input_shape, "imagenet")
+        return construct(row, input_shape, "imagenet")
     except Exception as exc:  # no network, a proxy, a corrupt cached file...
         reason = str(exc).splitlines()[0][:200]
         raise ExperimentError(
-            f"backbone.weights=imagenet: the ImageNet weights of {name} ({filename}) are not "
-            f"in the Keras cache {cache} and could not be downloaded ({reason}). Either copy "
+            f"backbone.weights=imagenet: the ImageNet weights of {row.name} ({filename}) are "
+            f"not in the Keras cache {cache} and could not be downloaded ({reason}). Either copy "
             f"{filename} into {cache}/ (or set $KERAS_HOME to a folder whose models/ holds it), "
             "or start from random weights with backbone.weights=null"
         ) from exc
@@ -53,25 +69,27 @@ def _load_file(base, path: Path, name: str) -> None:
         ) from exc
 
 
-def _copy_from_run(base, uri: str, name: str) -> None:
-    """Start from the base of an earlier run's model (same backbone, same input shape)."""
+def _from_run(row: BackboneSpec, uri: str, input_shape):
+    """The base of an earlier run's model (same backbone, same input shape), trainable.
+
+    The run's base itself, not its weights copied into a new one: a base built from
+    ImageNet weights can hold layers a random one lacks (EfficientNet's input scaling).
+    Its layers keep the precision policy the earlier run used.
+    """
     from experiments.tracking import load_logged_model
 
     model, _ = load_logged_model(uri, key="backbone.weights")
     try:
-        source = model.get_layer("base")
+        base = model.get_layer("base")
     except ValueError:
         raise ConfigError(
             "backbone.weights", f"{uri} is not a model of this project (it has no 'base' part)"
         ) from None
-    theirs, ours = source.get_weights(), base.get_weights()
-    shapes_match = len(theirs) == len(ours) and all(
-        a.shape == b.shape for a, b in zip(theirs, ours, strict=True)
-    )
-    if not shapes_match:
+    if model.name != row.name or tuple(base.input_shape[1:]) != tuple(input_shape):
         raise ConfigError(
             "backbone.weights",
-            f"the base of {uri} ({model.name}, input {model.input_shape[1:]}) does not fit "
-            f"{name} with input {base.input_shape[1:]}: use the same backbone and image size",
+            f"the base of {uri} ({model.name}, input {base.input_shape[1:]}) does not fit "
+            f"{row.name} with input {tuple(input_shape)}: use the same backbone and image size",
         )
-    base.set_weights(theirs)
+    base.trainable = True  # every layer, as in a new base: the phase decides what trains
+    return base

@@ -2,10 +2,13 @@
 
 The head comes from an earlier transfer run (``phase.init_from``) or from a warm-up stage
 in this run. Then the top ``phase.unfreeze`` layers of the base become trainable, while
-every BatchNormalization layer stays frozen and in inference mode (the base is called
-with ``training=False``): updating their statistics on a small dataset is what wrecks
-a pretrained network. The model is recompiled, as Keras needs after a change of
-``trainable``, and trained at ``optimizer.lr`` (1e-5 by default for this phase).
+the layer classes of the backbone's ``frozen`` (its row in the backbone table; always
+BatchNormalization) stay frozen, in inference mode too (the base is called with
+``training=False``): updating batch statistics on a small dataset is what wrecks a
+pretrained network. ConvNeXt's LayerNormalization is trained: it keeps no statistics
+across images and behaves the same in training and inference. The model is recompiled,
+as Keras needs after a change of ``trainable``, and trained at ``optimizer.lr`` (1e-5 by
+default for this phase).
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str,
     if resuming_finetune and model.optimizer is not None:
         log.info("Fine-tuning resumes with the checkpoint's trainable layers and optimizer")
     else:
-        unfrozen = unfreeze(model.get_layer("base"), unfreeze_count(cfg.phase.unfreeze))
+        frozen = backbones.spec(cfg.backbone.name).frozen
+        unfrozen = unfreeze(model.get_layer("base"), unfreeze_count(cfg.phase.unfreeze), frozen)
         log.info("Fine-tuning %d layers of the base at lr=%g", len(unfrozen), cfg.optimizer.lr)
         compile_model(model, cfg, steps=total_steps(cfg, data, cfg.trainer.epochs))
     tuned = fit(model, cfg, (data.x_train, data.y_train), (data.x_val, data.y_val),
@@ -82,20 +86,34 @@ def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str,
     return merge(warmup, tuned)
 
 
-def unfreeze(base, count: int | None) -> list[str]:
-    """Make the top ``count`` layers (None: all) trainable, except BatchNormalization.
+def unfreeze(
+    base, count: int | None, frozen: tuple[str, ...] = ("BatchNormalization",)
+) -> list[str]:
+    """Make the top ``count`` layers (None: all) trainable, except those of classes ``frozen``.
 
-    Returns the names of the layers left trainable.
+    ``frozen`` names classes of ``keras.layers``. Returns the names of the layers left
+    trainable.
     """
     from keras import layers
 
+    kept = tuple(getattr(layers, name) for name in frozen)
     base.trainable = True
     top = base.layers if count is None else base.layers[max(0, len(base.layers) - count) :]
     chosen = {id(layer) for layer in top}
     trainable = []
     for layer in base.layers:
-        is_bn = isinstance(layer, layers.BatchNormalization)
-        layer.trainable = id(layer) in chosen and not is_bn
+        layer.trainable = id(layer) in chosen and not isinstance(layer, kept)
+        if layer.trainable:
+            _freeze_inside(layer, kept)
         if layer.trainable and layer.weights:
             trainable.append(layer.name)
     return trainable
+
+
+def _freeze_inside(layer, kept: tuple[type, ...]) -> None:
+    """Freeze the ``kept`` layers nested in ``layer`` (ConvNeXt's stem is a Sequential)."""
+    for inner in getattr(layer, "layers", []):
+        if isinstance(inner, kept):
+            inner.trainable = False
+        else:
+            _freeze_inside(inner, kept)

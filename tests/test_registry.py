@@ -1,0 +1,79 @@
+"""The backbone table is the one list of backbones: Hydra, the docs and the checks read it."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import pytest
+from helpers import run_cli
+
+from experiments import backbones
+from experiments.backbones.registry import PREPROCESSING, application_name, markdown_table
+from experiments.config import CONF_DIR, compose
+from experiments.errors import ConfigError
+
+README = CONF_DIR.parents[2] / "README.md"
+TODAYS = ["compact_cnn", "custom_cnn", "vgg16", "xception", "mobilenet"]  # names users have
+APPLICATIONS = [row for row in backbones.BACKBONES.values() if row.imagenet]
+
+
+def test_every_keras_application_is_a_row_under_one_naming_rule():
+    assert len(APPLICATIONS) == 40
+    for row in APPLICATIONS:
+        assert row.name == application_name(row.constructor), row
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", row.name), row.name
+        assert row.constructor.startswith("keras.applications.")
+        assert row.preprocessing in PREPROCESSING and row.min_size <= row.default_size
+        assert "BatchNormalization" in row.frozen
+    names = backbones.names()
+    wanted = [*TODAYS, "resnet50", "efficientnetv2b0", "convnext_tiny", "nasnet_mobile"]
+    assert set(wanted) <= set(names)
+    assert len(set(names)) == len(names)
+
+
+def test_yaml_options_are_rows_of_the_table():
+    """Backbones with a recipe of their own keep a YAML file; it must name its row."""
+    for path in (CONF_DIR / "backbone").glob("*.yaml"):
+        assert path.stem in backbones.BACKBONES, f"{path.name} is not a row of the table"
+        assert compose([f"backbone={path.stem}"]).backbone.name == path.stem
+
+
+def test_an_application_option_comes_from_its_row():
+    cfg = compose(["backbone=efficientnetv2b0", "dataset=shapes"])
+    assert dict(cfg.backbone) == {"name": "efficientnetv2b0", "weights": "imagenet", "dropout": 0.2}
+
+
+def test_unknown_backbone_lists_every_option():
+    with pytest.raises(ConfigError) as info:
+        backbones.spec("resnet")
+    assert all(name in str(info.value) for name in backbones.names())
+
+
+def test_image_size_below_the_row_minimum_is_refused():
+    with pytest.raises(ConfigError, match="below the minimum of 75 for backbone inceptionv3"):
+        compose(["backbone=inceptionv3", "dataset=shapes", "dataset.image_size=72"])
+
+
+def test_readme_backbone_table_is_the_registry():
+    assert markdown_table() in README.read_text(), (
+        "README.md's backbone table differs from the registry; paste this:\n" + markdown_table()
+    )
+
+
+def test_help_and_cfg_job_list_every_backbone_without_tensorflow(workdir):
+    code = (
+        "import sys; sys.argv=['experiments','--help'];"
+        "from experiments.app import main\n"
+        "try: main()\nexcept SystemExit: pass\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'"
+    )
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True,
+                            text=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"backbone: {', '.join(sorted(backbones.names()))}" in result.stdout
+    job = run_cli("backbone=convnext_tiny", "dataset=shapes", "--cfg", "job", cwd=workdir)
+    assert job.returncode == 0, job.stderr
+    assert "name: convnext_tiny\n  weights: imagenet\n  dropout: 0.2" in job.stdout
