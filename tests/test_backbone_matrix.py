@@ -22,6 +22,7 @@ QUICK = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_backbone_and_phase_land_a_model_that_predicts_raw_images(
@@ -50,6 +51,7 @@ def test_backbone_and_phase_land_a_model_that_predicts_raw_images(
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_finetune_on_the_command_line_logs_both_stages_on_one_axis(workdir, store_uri):
     result = run_cli(
         *QUICK, "backbone=xception", "phase=finetune", "trainer.epochs=2",
@@ -67,6 +69,7 @@ def test_finetune_on_the_command_line_logs_both_stages_on_one_axis(workdir, stor
     assert "Computing the frozen base's features once" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_missing_imagenet_weights_stop_before_training_with_both_remedies(workdir, store_uri):
     result = run_cli(
         "backbone=mobilenet", "phase=transfer", "dataset=shapes", "dataset.image_size=72",

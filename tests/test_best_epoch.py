@@ -118,6 +118,7 @@ def test_resume_logs_the_epochs_a_kill_kept_from_the_store(store_uri):
     assert points == [(0, 0.5), (1, 0.6), (2, 0.7)]
 
 
+@pytest.mark.slow
 def test_a_run_tests_and_logs_its_best_epoch(workdir, store_uri, fashion_dir):
     result = run_cli(
         "backbone=custom_cnn", "dataset.limit=600", "trainer.epochs=4", "optimizer.lr=0.005",
@@ -146,6 +147,7 @@ def test_a_run_tests_and_logs_its_best_epoch(workdir, store_uri, fashion_dir):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "test_accuracy")] == [best]
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_the_run_and_logs_where(workdir, store_uri, fashion_dir):
     result = run_cli(
         "backbone=custom_cnn", "dataset.limit=300", "trainer.epochs=6",

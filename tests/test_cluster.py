@@ -96,6 +96,7 @@ def assert_one_value_per_step(client, run, epochs: int) -> None:
         assert sorted(steps) == list(range(epochs)), (key, steps)
 
 
+@pytest.mark.slow
 @pytest.mark.cluster
 def test_slurm_sweep_is_one_parent_with_two_finished_children(
     workdir, slurm, tracking, fashion_dir
@@ -161,6 +162,7 @@ def the_job(slurm) -> str:
     return slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()[0]
 
 
+@pytest.mark.slow
 @pytest.mark.cluster
 def test_requeued_job_resumes_its_run_on_one_step_axis(workdir, slurm, tracking, fashion_dir):
     epochs = 8
@@ -197,6 +199,7 @@ def minutes_run(slurm, job: str) -> int:
     return (int(days or 0) * 86400 + seconds) // 60
 
 
+@pytest.mark.slow
 @pytest.mark.cluster
 def test_job_at_its_time_limit_is_requeued_and_resumes(workdir, slurm, tracking, fashion_dir):
     # SLURM sends SIGUSR2 once the limit is under signal_delay_s + 30 s away (it checks
@@ -228,6 +231,7 @@ def test_job_at_its_time_limit_is_requeued_and_resumes(workdir, slurm, tracking,
     assert "this job is timed-out" in logs and "Requeued job" in logs
 
 
+@pytest.mark.slow
 @pytest.mark.cluster
 def test_multi_worker_job_is_one_run_trained_by_both_tasks(workdir, slurm, tracking, fashion_dir):
     result = run_cli(

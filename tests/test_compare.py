@@ -37,6 +37,7 @@ def three_runs(three_store, workdir):
     mlflow.set_tracking_uri(previous)
 
 
+@pytest.mark.slow
 def test_table_rows_match_mlflow(workdir, three_store, three_runs):
     result = run_cli(
         f"mlflow.tracking_uri={three_store}", cwd=workdir, module="experiments.compare"
@@ -87,6 +88,7 @@ def test_filter_and_metric(workdir, three_store, three_runs):
     assert f"{losses[0]:.4f}" in result.stdout.splitlines()[3]
 
 
+@pytest.mark.slow
 def test_bad_selection_is_one_line(workdir, three_store, three_runs):
     for args, fragment in (
         (["mlflow.experiment_name=nope"], "mlflow.experiment_name=nope"),

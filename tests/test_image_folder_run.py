@@ -25,6 +25,7 @@ def write_folder(root):
     (root / "pears" / "notes.txt").write_text("not an image, not counted")
 
 
+@pytest.mark.slow
 def test_image_folder_run_skips_the_corrupt_file_and_says_so(workdir, store_uri):
     write_folder(workdir / "fruit")
     result = run_cli(

@@ -23,6 +23,7 @@ def only_run(uri: str, experiment: str = "experiments"):
     return runs[0]
 
 
+@pytest.mark.slow
 def test_command_line_run_lands_a_complete_mlflow_run(workdir, store_uri, fashion_dir):
     result = run_cli(*QUICK, "trainer.epochs=2", f"mlflow.tracking_uri={store_uri}", cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -89,6 +90,7 @@ def test_command_line_run_lands_a_complete_mlflow_run(workdir, store_uri, fashio
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_test_accuracy(workdir, store_uri, fashion_dir):
     overrides = [*QUICK, f"mlflow.tracking_uri={store_uri}", "mlflow.log_model=false"]
     train.run(compose([*overrides, "mlflow.run_name=a"]))
@@ -117,6 +119,7 @@ def test_exception_ends_the_run_failed(workdir, store_uri, fashion_dir, monkeypa
     assert run.data.params["optimizer.lr"] == "0.002"  # what was logged before stays
 
 
+@pytest.mark.slow
 def test_default_store_is_sqlite_in_the_working_directory(workdir, fashion_dir):
     # A stale file-store layout must not silently take over (MLflow 3 would switch to it).
     (workdir / "mlruns" / "0").mkdir(parents=True)
@@ -128,6 +131,7 @@ def test_default_store_is_sqlite_in_the_working_directory(workdir, fashion_dir):
     assert run.info.artifact_uri.startswith((workdir / "mlruns").as_uri())
 
 
+@pytest.mark.slow
 def test_environment_tracking_uri_is_used_when_not_configured(workdir, fashion_dir):
     uri = f"sqlite:///{workdir / 'store' / 'env.db'}"
     result = run_cli(

@@ -59,6 +59,7 @@ def run_installed(python: Path, cwd: Path, *args: str):
     )
 
 
+@pytest.mark.slow
 def test_installed_wheel_composes_and_trains_from_another_folder(installed, tmp_path, fashion_dir):
     where = run_installed(
         installed, tmp_path, "-c", "import experiments; print(experiments.__file__)"

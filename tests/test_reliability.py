@@ -10,6 +10,7 @@ import sys
 import time
 
 import mlflow
+import pytest
 from helpers import first_epoch_run_id, run_cli, user_environment
 from omegaconf import OmegaConf
 
@@ -28,6 +29,7 @@ def test_unreachable_tracking_server_fails_in_seconds_before_training(workdir, f
     assert "Fashion-MNIST source" not in result.stdout + result.stderr  # stopped before the data
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_training_and_fails_the_run_with_the_reason(workdir, store_uri, fashion_dir):
     result = run_cli(
         "optimizer=sgd", "optimizer.lr=1e12", "dataset.limit=512", "trainer.epochs=5",
@@ -43,6 +45,7 @@ def test_nan_loss_stops_training_and_fails_the_run_with_the_reason(workdir, stor
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 1  # stopped at once
 
 
+@pytest.mark.slow
 def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri, fashion_dir):
     command = [
         sys.executable, "-m", "experiments", "dataset.limit=12000", "trainer.epochs=6",
@@ -104,6 +107,7 @@ def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri,
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_the_run_killed_and_keeps_its_checkpoint(workdir, store_uri, fashion_dir):
     process = subprocess.Popen(
         [sys.executable, "-m", "experiments", "backbone=custom_cnn", "dataset.limit=3000",
@@ -129,6 +133,7 @@ def test_ctrl_c_ends_the_run_killed_and_keeps_its_checkpoint(workdir, store_uri,
     assert (workdir / "checkpoints" / run_id / "last.keras").is_file()
 
 
+@pytest.mark.slow
 def test_resume_refuses_unknown_runs_and_config_changes(workdir, store_uri, fashion_dir):
     unknown = run_cli("trainer.resume=0123abcd", f"mlflow.tracking_uri={store_uri}", cwd=workdir)
     assert unknown.returncode == 2
@@ -158,6 +163,7 @@ def test_resume_refuses_unknown_runs_and_config_changes(workdir, store_uri, fash
     assert client.get_run(run.info.run_id).info.status == "KILLED"  # untouched
 
 
+@pytest.mark.slow
 def test_an_unwritable_output_folder_fails_before_anything_starts(workdir, store_uri):
     # Root may write anywhere; a folder under a regular file cannot be created by anyone.
     (workdir / "a-file").write_text("not a folder")
@@ -227,6 +233,7 @@ with mlflow.start_run(experiment_id=experiment):
 """
 
 
+@pytest.mark.slow
 def test_four_commands_opening_a_fresh_store_at_once_all_land(workdir):
     # Four terminals, no sweep to create the store first: the first to open it creates
     # and migrates the schema while the others wait (without that, 3 or 4 of 4 crash).

@@ -20,6 +20,7 @@ def server(tmp_path):
     stop(process, signal.SIGTERM)
 
 
+@pytest.mark.slow
 def test_run_artifacts_and_model_land_on_the_server(workdir, server, fashion_dir):
     result = run_cli(
         "dataset.limit=200", "trainer.epochs=2", "trainer.verbose=0", "mlflow.samples=4",
@@ -46,6 +47,7 @@ def test_run_artifacts_and_model_land_on_the_server(workdir, server, fashion_dir
     assert probs.shape == (2, 10)
 
 
+@pytest.mark.slow
 def test_a_server_that_goes_away_mid_run_loses_nothing(workdir, tmp_path, fashion_dir):
     url, server = start_server(tmp_path)
     training = subprocess.Popen(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import mlflow
+import pytest
 from helpers import run_cli
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_logs_metrics_once(workdir, store_uri, fashion_dir):
     result = run_cli(
         "trainer.strategy=mirrored", "trainer.logical_cpus=2", "dataset.limit=256",

@@ -37,6 +37,7 @@ def tree(uri: str):
     return client, parents, children
 
 
+@pytest.mark.slow
 def test_four_parallel_jobs_on_a_fresh_store_lose_no_run_and_no_metric(
     workdir, store_uri, fashion_dir
 ):
@@ -65,6 +66,7 @@ def test_four_parallel_jobs_on_a_fresh_store_lose_no_run_and_no_metric(
     [[], ["hydra/launcher=submitit_local"]],  # joblib: the four-job test below
     ids=["basic", "submitit_local"],
 )
+@pytest.mark.slow
 def test_two_job_sweep_is_one_parent_with_two_finished_children(
     workdir, store_uri, fashion_dir, launcher
 ):
@@ -124,6 +126,7 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
     assert comparisons[0].info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_optuna_search_leaves_a_parent_with_the_best_trial(workdir, store_uri, fashion_dir):
     result = run_cli(
         "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", *QUICK,
@@ -145,6 +148,7 @@ def test_optuna_search_leaves_a_parent_with_the_best_trial(workdir, store_uri, f
     assert all(c.data.params["trainer.batch_size"] in ("32", "64", "128") for c in children)
 
 
+@pytest.mark.slow
 def test_a_failed_job_does_not_stop_the_sweep_nor_its_summary(workdir, store_uri, fashion_dir):
     result = run_cli(
         "-m", "dataset.root=nowhere,null", *QUICK, f"mlflow.tracking_uri={store_uri}", cwd=workdir
@@ -158,6 +162,7 @@ def test_a_failed_job_does_not_stop_the_sweep_nor_its_summary(workdir, store_uri
     assert "dataset.root=nowhere" in failed
 
 
+@pytest.mark.slow
 def test_an_interrupted_sweep_leaves_no_run_running(workdir, store_uri, fashion_dir):
     command = [
         sys.executable, "-m", "experiments", "-m", "optimizer.lr=1e-3,1e-4", "dataset.limit=20000",

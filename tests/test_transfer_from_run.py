@@ -14,6 +14,7 @@ PRETRAIN = ["dataset.classes=[0,2,4,6,8]", "dataset.limit=12000", "trainer.epoch
 TARGET = ["dataset.classes=[1,3,5,7,9]", "dataset.limit=40", "trainer.epochs=15"]
 
 
+@pytest.mark.slow
 def test_transfer_from_own_run_beats_scratch_with_the_same_budget(workdir, store_uri, fashion_dir):
     # The README's example: the reference network.
     common = [f"mlflow.tracking_uri={store_uri}", "trainer.verbose=0", "mlflow.samples=0",
@@ -41,6 +42,7 @@ def test_transfer_from_own_run_beats_scratch_with_the_same_budget(workdir, store
     assert np.mean(accuracy["transfer"]) > np.mean(accuracy["scratch"]), accuracy
 
 
+@pytest.mark.slow
 def test_weights_from_another_architecture_are_refused(workdir, store_uri, fashion_dir):
     common = [f"mlflow.tracking_uri={store_uri}", "trainer.verbose=0", "mlflow.samples=0"]
     train.run(compose([*common, "dataset.limit=64", "trainer.epochs=1"]))
