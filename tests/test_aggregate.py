@@ -149,3 +149,24 @@ def test_a_seed_sweep_is_aggregated_and_its_winner_registered_then_served(
     )  # fmt: skip
     assert served.returncode == 0, served.stderr[-2000:]
     assert all(f"{i}.png" in served.stdout for i in range(3))
+
+
+def test_configurations_are_named_by_backbone_and_phase_first(store_uri):
+    client = mlflow.MlflowClient(store_uri)
+    experiment_id = tracking.init_store(store_uri, "t")
+    for backbone, phase, dropout in (("resnet50", "transfer", 0.2), ("resnet50", "finetune", 0.2),
+                                     ("custom_cnn", "scratch", 0.0)):  # fmt: skip
+        run_id = client.create_run(experiment_id).info.run_id
+        params = {"backbone.name": backbone, "phase.name": phase, "backbone.dropout": dropout,
+                  "dataset.channels": 3, "dataset.image_size": 72, "seed": 1}  # fmt: skip
+        for key, value in params.items():
+            client.log_param(run_id, key, value)
+        client.log_metric(run_id, "test_accuracy", 0.5)
+        client.set_terminated(run_id, "FINISHED")
+    table = summary.rows(client.search_runs([experiment_id]), "test_accuracy")
+    labels = {g["label"] for g in aggregate.configurations(table, "test_accuracy")}
+    assert labels == {
+        "resnet50 transfer backbone.dropout=0.2",
+        "resnet50 finetune backbone.dropout=0.2",
+        "custom_cnn scratch backbone.dropout=0.0",
+    }

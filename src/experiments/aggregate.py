@@ -39,24 +39,30 @@ def configurations(table: list[dict], metric: str) -> list[dict]:
     return groups
 
 
+# The choices a configuration is first known by, shown by their value alone and in this order.
+NAMED = ("backbone.name", "phase.name", "dataset.name", "optimizer.name")
+SHOWN = 5  # settings in a label at most
+
+
 def _labels(configurations: list[tuple]) -> dict[tuple, str]:
-    """Each configuration named by the params that differ between them (at most four)."""
+    """Each configuration named by the settings that differ between them: the backbone,
+    phase, dataset and optimizer first (by their names), then other keys (``lr=0.003``)."""
     as_dicts = [dict(c) for c in configurations]
     keys = sorted({k for d in as_dicts for k in d})
     differing = [k for k in keys if len({d.get(k) for d in as_dicts}) > 1]
+    ordered = [k for k in NAMED if k in differing] + [k for k in differing if k not in NAMED]
     labels = {}
     for configuration, values in zip(configurations, as_dicts, strict=True):
-        shown = [f"{k}={_short(values.get(k, '-'))}" for k in differing[:4]]
-        if len(differing) > 4:
+        shown = [_setting(k, values.get(k, "-")) for k in ordered[:SHOWN]]
+        if len(ordered) > SHOWN:
             shown.append("...")
-        fallback = "{}-{}-{}-lr{}".format(
-            *(
-                values.get(k, "?")
-                for k in ("backbone.name", "phase.name", "optimizer.name", "optimizer.lr")
-            )  # fmt: skip
-        )
-        labels[configuration] = " ".join(shown) or fallback
+        fallback = [values.get(k, "?") for k in NAMED] + [f"lr={values.get('optimizer.lr')}"]
+        labels[configuration] = " ".join(shown or fallback)
     return labels
+
+
+def _setting(key: str, value: str) -> str:
+    return _short(value) if key in NAMED else f"{key}={_short(value)}"
 
 
 def _short(value: str) -> str:
