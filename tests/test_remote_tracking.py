@@ -82,3 +82,52 @@ def test_a_server_that_goes_away_mid_run_loses_nothing(workdir, tmp_path, fashio
     journal = {e["step"] for e in kept if "val_accuracy" in e["metrics"]}
     assert sent | journal == {0, 1, 2, 3, 4}, (sent, journal)
     assert (workdir / "checkpoints" / run_id / "last.keras").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attempts, ok", [(1, False), (5, True)])
+def test_sweep_jobs_logging_the_same_data_at_once_all_record_it(server, attempts, ok):
+    """Jobs of a sweep log the same dataset at the same moment: the store's check-then-insert
+    races, and a job that loses must link the dataset the winner inserted, not fail."""
+    import threading
+    from types import SimpleNamespace
+
+    from experiments import tracking
+
+    rng = np.random.default_rng(0)
+    data = SimpleNamespace(**{
+        f"{axis}_{part}": rng.integers(0, 255, (20, 4, 4, 1) if axis == "x" else 20, np.uint8)
+        for axis in ("x", "y") for part in ("train", "val", "test")
+    })  # fmt: skip
+    client = mlflow.MlflowClient(server)
+    experiment = client.create_experiment(f"race-{attempts}")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(server)
+    gate, errors = threading.Barrier(8), []
+
+    def job() -> None:
+        run = client.create_run(experiment)
+        with mlflow.start_run(run_id=run.info.run_id):
+            gate.wait()
+            try:
+                tracking.log_inputs("race", data, attempts=attempts)
+            except Exception as exc:  # noqa: BLE001 - counted below
+                errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=job) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        mlflow.set_tracking_uri(previous)
+    if not ok:  # the control: without trying again, the race is real (it was in 6 of 6 tries)
+        if not errors:
+            pytest.skip("8 jobs at once did not race this time; the retried case proves little")
+        assert all("UNIQUE constraint failed" in str(e) for e in errors), errors
+        return
+    assert errors == []
+    for run in client.search_runs([experiment]):
+        assert sorted(i.dataset.name for i in run.inputs.dataset_inputs) == [
+            "race-test", "race-train", "race-val"]  # fmt: skip

@@ -47,3 +47,20 @@ def test_the_varying_keys_are_the_sweep_overrides_and_the_sweepers_params():
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = hydra_compose("config", ["hparams_search=optuna"], return_hydra_config=True)
     assert sweep.varying_keys(cfg) == ["optimizer.lr", "trainer.batch_size", "backbone.dropout"]
+
+
+def test_a_server_killed_mid_answer_counts_as_gone_and_a_refusal_does_not():
+    from mlflow.exceptions import MlflowException
+
+    from experiments import outbox
+
+    # What async logging raised in CI when the server was killed while it answered a batch.
+    cut = MlflowException(
+        "The following failures occurred while performing one or more async logging "
+        "operations: [MlflowException(\"API request to http://127.0.0.1:40091/api/2.0/mlflow/"
+        "runs/log-batch failed with exception ('Connection broken: IncompleteRead(0 bytes "
+        "read, 2 more expected)', IncompleteRead(0 bytes read, 2 more expected))\")]"
+    )
+    assert outbox.is_unreachable(cut)
+    assert outbox.is_unreachable(ConnectionRefusedError("[Errno 111] Connection refused"))
+    assert not outbox.is_unreachable(MlflowException("INVALID_PARAMETER_VALUE: bad metric name"))

@@ -28,7 +28,8 @@ HTTP_DEFAULTS = {
 }
 _UNREACHABLE = re.compile(
     r"max retries exceeded|connection refused|connectionerror|failed to establish|"
-    r"timed out|remotedisconnected|connection aborted|connection reset",
+    r"timed out|remotedisconnected|connection aborted|connection reset|connection broken|"
+    r"incompleteread|chunkedencodingerror|protocolerror",
     re.IGNORECASE,
 )
 

@@ -338,12 +338,25 @@ def load_logged_model(uri: str, key: str):
     return model, description
 
 
-def log_inputs(name: str, data) -> None:
-    """Record the train/validation/test arrays as the run's dataset inputs (name, digest, shape)."""
+def log_inputs(name: str, data, attempts: int = 5) -> None:
+    """Record the train/validation/test arrays as the run's dataset inputs (name, digest, shape).
+
+    The store checks whether an experiment already holds a dataset, then inserts it; two
+    jobs of a sweep logging the same data at once can both insert, and the second gets a
+    UNIQUE constraint error. The dataset is there by then, so trying again links to it.
+    """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     for part in ("train", "val", "test"):
         dataset = mlflow.data.from_numpy(
             getattr(data, f"x_{part}"), targets=getattr(data, f"y_{part}"), name=f"{name}-{part}"
         )
-        mlflow.log_input(dataset, context=part)
+        for attempt in range(attempts):
+            try:
+                mlflow.log_input(dataset, context=part)
+                break
+            except MlflowException as exc:
+                if "UNIQUE constraint failed" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
