@@ -13,36 +13,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+def cpu_kind() -> str:
+    """The CPU and the features that decide its speed: ``AMD EPYC (AVX512-BF16, AVX512F; no
+    AMX-BF16)``. RESULTS.md keeps one section per kind: figures compare only within one."""
+    from experiments.precision import describe_cpu
 
-
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return describe_cpu()
 
 
 def machine() -> str:
-    """One line: cores, CPU model, AMX, Python, TensorFlow and Keras versions."""
+    """One line: cores, the CPU kind, Python, TensorFlow, Keras and MLflow versions."""
     from importlib.metadata import version
 
     tf = "tensorflow-cpu" if _has("tensorflow-cpu") else "tensorflow"
-    amx = "AMX-BF16" if "amx_bf16" in cpu_flags() else "no AMX"
     return (
-        f"{os.cpu_count()} cores, {cpu_model()} ({amx}), Python {platform.python_version()}, "
-        f"TensorFlow {version(tf)}, "
-        f"Keras {version('keras')}, MLflow {version('mlflow')}"
+        f"{os.cpu_count()} cores, {cpu_kind()}, Python {platform.python_version()}, "
+        f"TensorFlow {version(tf)}, Keras {version('keras')}, MLflow {version('mlflow')}"
     )
 
 

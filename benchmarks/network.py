@@ -46,7 +46,9 @@ def default_network(seed: int, overrides: list[str]) -> dict:
             "backbone": run_.data.params["backbone.name"],
             "epochs": run_.data.params["trainer.epochs"],
             "batch": run_.data.params["trainer.batch_size"],
-            "precision": run_.data.params.get("trainer.precision", "float32")}  # fmt: skip
+            "precision": run_.data.params.get("runtime.precision", "float32"),
+            "asked": run_.data.params.get("trainer.precision", "float32"),
+            "why": run_.data.params.get("runtime.precision_reason", "")}  # fmt: skip
 
 
 def measure(quick: bool = False) -> dict:
@@ -84,11 +86,14 @@ def section(r: dict) -> str:
         f"| reference network, plain Keras | {ref['params']:,} | "
         f"{'2' if r['quick'] else '10'} x 32 | {ref['train_s']:.1f} | {ref['wall_s']:.1f} | "
         f"{ref['acc']:.4f} |",
-        f"| `python -m experiments` (`{first['backbone']}`, {first['precision']}), seeds "
+        f"| `python -m experiments` (`{first['backbone']}`, {first['asked']}: "
+        f"{first['precision']}), seeds "
         f"{', '.join(map(str, r['seeds']))} | {first['params']:,} | {first['epochs']} x "
         f"{first['batch']} | {train:.1f} (median; {runs}) | {wall:.1f} | {spread(accs)} ({each}) |",
         f"| the same in float32, seed {r['seeds'][0]} | {fp32['params']:,} | {fp32['epochs']} x "
         f"{fp32['batch']} | {fp32['train_s']:.1f} | {fp32['wall_s']:.1f} | {fp32['acc']:.4f} |",
+        "",
+        f"`trainer.precision={first['asked']}` chose {first['precision']}: {first['why']}.",
         "",
         "| goal | met | measured |",
         "|---|---|---|",

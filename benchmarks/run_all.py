@@ -8,12 +8,17 @@ Parts: network (1, the default network against the reference), overhead (2, the
 framework against bare Keras), transfer (3, feature caching and feature-pass speed),
 cli (4, command-line latency), predict (5, prediction speed). One run at a time: these
 are timings on a shared machine, so run nothing else meanwhile.
+
+RESULTS.md holds one section per CPU kind (the model and its AMX-BF16, AVX512-BF16 and
+AVX512F features), since speed depends on them: a run replaces the parts it measured in
+its own CPU's section and leaves the other parts and the other CPUs as they were.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import re
 import sys
 import time
 from pathlib import Path
@@ -25,7 +30,7 @@ import network  # noqa: E402
 import overhead  # noqa: E402
 import predict_speed  # noqa: E402
 import transfer_cache  # noqa: E402
-from common import machine  # noqa: E402
+from common import cpu_kind, machine  # noqa: E402
 
 PARTS = {
     "network": lambda quick: network.section(network.measure(quick)),
@@ -57,21 +62,48 @@ def main() -> None:
         sections.append(PARTS[name](args.quick))
         print(sections[-1] + "\n", flush=True)
     minutes = (time.perf_counter() - started) / 60
-    header = [
-        "# Benchmarks" + (" (quick smoke check: not the figures to quote)" if args.quick else ""),
-        "",
-        f"- Date: {datetime.date.today().isoformat()}",
-        f"- Machine: {machine()}",
-        f"- Command: `python benchmarks/run_all.py{' --quick' if args.quick else ''}"
-        f"{'' if args.only == ','.join(PARTS) else ' --only ' + args.only}` "
-        f"({minutes:.0f} min)",
-        "- Timings are wall-clock on a shared machine: compare within a table, not across runs.",
-    ]
-    report = "\n".join(header) + "\n\n" + "\n\n".join(sections) + "\n"
-    output = args.output or (None if args.quick else RESULTS)
-    if output is not None:
-        output.write_text(report)
-        print(f"written to {output}", file=sys.stderr)
+    command = (f"`python benchmarks/run_all.py{' --quick' if args.quick else ''}"
+               f"{'' if args.only == ','.join(PARTS) else ' --only ' + args.only}` "
+               f"({minutes:.0f} min)")  # fmt: skip
+    stamp = f"*Measured {datetime.date.today().isoformat()} by {command} on {machine()}.*"
+    parts = {name: f"{stamp}\n\n{text}" for name, text in zip(chosen, sections, strict=True)}
+    if args.quick and args.output is None:
+        return
+    output = args.output or RESULTS
+    previous = output.read_text() if output.is_file() else ""
+    output.write_text(merge(previous, cpu_kind(), parts))
+    print(f"written to {output}, section {cpu_kind()}", file=sys.stderr)
+
+
+INTRO = """# Benchmarks
+
+One section per CPU kind: the speed of training depends on the CPU's bfloat16 features
+(AMX-BF16 on recent Intel Xeons, AVX512-BF16 alone on AMD EPYC Zen 4), so figures compare
+only within one section, and within one part, which says when it was measured and how.
+`python benchmarks/run_all.py [--only PARTS]` rewrites the parts it runs in its own CPU's
+section. Timings are wall-clock on a 2-core machine with nothing else running.
+"""
+_SECTION = re.compile(r"<!-- cpu: (?P<kind>.*?) -->\n(?P<body>.*?)<!-- /cpu -->\n", re.S)
+_PART = re.compile(r"<!-- part: (?P<name>\w+) -->\n(?P<body>.*?)<!-- /part -->\n", re.S)
+
+
+def merge(previous: str, kind: str, parts: dict[str, str]) -> str:
+    """``previous`` RESULTS.md with ``parts`` written into the section of CPU ``kind``."""
+    sections = {m["kind"]: {p["name"]: p["body"] for p in _PART.finditer(m["body"])}
+                for m in _SECTION.finditer(previous)}  # fmt: skip
+    sections.setdefault(kind, {}).update({name: demote(body) for name, body in parts.items()})
+    text = [INTRO]
+    for cpu, found in sections.items():
+        text += [f"<!-- cpu: {cpu} -->", f"## {cpu}", ""]
+        for name in sorted(found, key=lambda n: list(PARTS).index(n) if n in PARTS else -1):
+            text += [f"<!-- part: {name} -->", found[name].rstrip(), "", "<!-- /part -->"]
+        text += ["<!-- /cpu -->"]
+    return "\n".join(text) + "\n"
+
+
+def demote(markdown: str) -> str:
+    """A part's headings one level down, under its CPU's heading."""
+    return re.sub(r"^(#+) ", r"#\1 ", markdown, flags=re.M)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from common import cpu_model
+from common import cpu_kind
 
 LAUNCHERS = {
     "serial (basic launcher)": [],
@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     import tensorflow as tf
 
-    print(f"machine: {os.cpu_count()} cores, {cpu_model()}, TensorFlow {tf.__version__}")
+    print(f"machine: {os.cpu_count()} cores, {cpu_kind()}, TensorFlow {tf.__version__}")
     print(f"workload: 2 jobs, each {args.limit} images x {args.epochs} epochs, custom_cnn")
     times: dict[str, list[float]] = {name: [] for name in LAUNCHERS}
     for repeat in range(args.repeats):

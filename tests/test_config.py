@@ -31,7 +31,7 @@ def test_defaults_are_the_compact_cnn_with_its_recipe():
     assert cfg.dataset.name == "fashion_mnist" and cfg.dataset.limit is None
     assert cfg.dataset.augment.flip is True
     assert cfg.trainer.epochs == 15 and cfg.trainer.batch_size == 128
-    assert cfg.trainer.precision == "mixed_bfloat16" and cfg.trainer.steps_per_execution == 16
+    assert cfg.trainer.precision == "auto" and cfg.trainer.steps_per_execution == 16
     assert cfg.mlflow.tracking_uri is None
 
 

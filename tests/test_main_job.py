@@ -141,3 +141,32 @@ def test_environment_tracking_uri_is_used_when_not_configured(workdir, fashion_d
     assert result.returncode == 0, result.stderr[-3000:]
     assert only_run(uri, "from_env").info.status == "FINISHED"
     assert not (workdir / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_default_run_keeps_a_quiet_console_and_logs_its_precision(workdir, store_uri, fashion_dir):
+    """As a user runs it: no TF_CPP_MIN_LOG_LEVEL of their own, Keras' progress bar on."""
+    import subprocess
+    import sys
+
+    from helpers import user_environment
+
+    env = {k: v for k, v in user_environment().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments", "dataset.limit=300", "trainer.epochs=2",
+         "mlflow.samples=6", f"mlflow.tracking_uri={store_uri}"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    console = (result.stdout + result.stderr).splitlines()
+    noisy = [line for line in console if line.startswith(("E0000", "W0000", "I0000"))
+             or "oneDNN" in line or "absl::InitializeLog" in line or "Warning:" in line]  # fmt: skip
+    assert noisy == [], noisy
+    chosen = [line for line in console if "[experiments.train][INFO] - Precision: " in line]
+    assert len(chosen) == 1, console
+
+    params = only_run(store_uri).data.params
+    assert params["trainer.precision"] == "auto"
+    assert params["runtime.precision"] in ("float32", "mixed_bfloat16")
+    assert params["runtime.precision_reason"].startswith("auto: ")
+    assert f"Precision: {params['runtime.precision']} (auto: " in chosen[0]

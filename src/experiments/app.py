@@ -10,7 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from experiments import cluster
+from experiments import cluster, quiet
 from experiments.config import CONF_DIR  # importing it registers the schema with Hydra
 from experiments.errors import ExperimentError
 
@@ -34,6 +34,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         validate(cfg)  # before the training stack (matplotlib, TensorFlow) is even imported
         cfg = cluster.adapt(cfg)  # under SLURM: a restarted job resumes its run
+        quiet.import_tensorflow()  # without its start-up notes
         from experiments import train
 
         value = train.run(cfg)

@@ -23,7 +23,7 @@ PHASES = ("scratch", "transfer", "finetune")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 DATASETS = ("fashion_mnist", "image_folder", "animals", "shapes")
 STRATEGIES = ("default", "mirrored", "multi_worker")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SCHEDULES = ("constant", "cosine")
 METRICS = ("val_accuracy", "val_loss", "accuracy", "loss", "test_accuracy", "test_loss")
 MODEL_URI_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
@@ -95,7 +95,7 @@ class TrainerConfig:
     threads: int | None = None  # TensorFlow's intra-op threads; null = cores / parallel jobs
     logical_cpus: int | None = None  # split the CPU into N devices (mirrored without GPUs)
     checkpoints: bool = True  # save best.keras and last.keras every epoch; logged at the end
-    precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (Keras dtype policy)
+    precision: str = "float32"  # auto | float32 | mixed_bfloat16 | mixed_float16 (Keras policy)
     resume: str | None = None  # a run id: continue that run from its last checkpoint
     restore_best: bool = True  # test, report and log the best epoch of `metric`, not the last
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)

@@ -20,9 +20,11 @@ from urllib.parse import urlparse
 import numpy as np
 from omegaconf import OmegaConf
 
+from experiments import quiet
 from experiments.cli_args import parse, run_command
 from experiments.datasets import images
 from experiments.errors import ConfigError
+from experiments.phases import stream
 
 # TensorFlow's C++ start-up chatter would bury the one-line errors this command prints.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -97,7 +99,7 @@ class _SafeModel:
         self.keras_model, self.metadata = keras_model, description
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self.keras_model.predict(batch, batch_size=BATCH, verbose=0))
+        return np.asarray(stream.predict(self.keras_model, batch, BATCH))
 
 
 def input_shape(model, uri: str = "model") -> tuple[int, int]:
@@ -253,6 +255,7 @@ def _predict(argv: list[str]) -> int:
     from experiments.tracking import resolve_tracking_uri
 
     paths = list_inputs(cfg.inputs)
+    quiet.import_tensorflow()  # without its start-up notes
     started = time.perf_counter()
     model = load_model(cfg.model, resolve_tracking_uri(cfg.mlflow.tracking_uri))
     clock = {"load_s": time.perf_counter() - started}

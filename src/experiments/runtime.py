@@ -36,17 +36,6 @@ def parallel_jobs() -> int:
     return cores if jobs < 0 else max(1, min(int(jobs), cores))
 
 
-def set_precision(policy: str) -> None:
-    """Keras' global dtype policy for the models built next (``trainer.precision``).
-
-    ``mixed_bfloat16`` computes in bfloat16 and keeps the weights in float32: on CPUs with
-    AMX-BF16 (or AVX512-BF16) the convolutions run several times faster.
-    """
-    import keras
-
-    keras.mixed_precision.set_global_policy(policy)
-
-
 def configure_threads(threads: int | None, logical_cpus: int | None) -> int:
     """Set TensorFlow's thread pools (before it starts); return the intra-op thread count."""
     import tensorflow as tf

@@ -22,6 +22,7 @@ from experiments import (
     outbox,
     outputs,
     phases,
+    precision,
     provenance,
     reports,
     resume,
@@ -32,6 +33,7 @@ from experiments import (
 from experiments.config import flatten, validate
 from experiments.errors import TrackingError, TrainingError
 from experiments.metrics import epoch_metric
+from experiments.phases import stream
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,9 @@ def run(cfg: DictConfig) -> float:
     log.info("TensorFlow: %d intra-op threads, %d replica(s)", threads, replicas)
     # The model is built before the run opens: missing weights or a bad init_from fail
     # here, leaving no run behind.
+    chosen = _precision(cfg, data)
     _seed(cfg.seed, cfg.trainer.deterministic)
-    runtime.set_precision(cfg.trainer.precision)
+    precision.apply(chosen.policy)
     phase = phases.module(cfg.phase.name)
     with runtime.scope(distribution):
         model = resume.load_model(resuming.model_path) if resuming else phase.build(cfg, data)
@@ -107,7 +110,9 @@ def run(cfg: DictConfig) -> float:
                 "MLflow run %s (%s) in %s", active.info.run_name, active.info.run_id, shown_uri
             )
             if not resuming:
-                params = {"runtime.threads": threads, "runtime.replicas": replicas}
+                params = {"runtime.threads": threads, "runtime.replicas": replicas,
+                          "runtime.precision": chosen.policy,
+                          "runtime.precision_reason": chosen.reason}
                 box.send("params", lambda: mlflow.log_params(params),
                          outbox.keep_json("params.json", params))  # fmt: skip
             try:
@@ -185,8 +190,8 @@ def _train_and_log(cfg, data, phase, model, box, resuming=None) -> tuple[dict, d
     step = _model_step(cfg, model, tracker, history, folder)
 
     batch = max(cfg.trainer.batch_size, 64)
-    test = model.evaluate(data.x_test, data.y_test, batch_size=batch, verbose=0, return_dict=True)
-    probs = model.predict(data.x_test, batch_size=batch, verbose=0)
+    test = stream.evaluate(model, data.x_test, data.y_test, batch)
+    probs = stream.predict(model, data.x_test, batch)
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     metrics = {
         "test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
@@ -365,6 +370,19 @@ def _report_unsent(box, status: str) -> None:
         raise TrackingError(
             f"training finished, but the tracking server stopped answering; {box.summary()}"
         )
+
+
+def _precision(cfg, data) -> precision.Choice:
+    """``trainer.precision``, with ``auto`` resolved on this machine (see ``precision``)."""
+    bare = OmegaConf.merge(cfg, {"backbone": {"weights": None}})  # timing needs no weights
+    chosen = precision.resolve(
+        cfg.trainer.precision,
+        lambda: backbones.build(bare, data.input_shape, data.num_classes),
+        data.input_shape, min(cfg.trainer.batch_size, 128),
+        f"{cfg.backbone.name}|{tuple(data.input_shape)}|{data.num_classes}",
+    )  # fmt: skip
+    log.info("Precision: %s (%s)", chosen.policy, chosen.reason)
+    return chosen
 
 
 def _seed(seed: int, deterministic: bool) -> None:

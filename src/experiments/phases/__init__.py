@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable
 from types import ModuleType
 
+from experiments.phases import stream
+
 log = logging.getLogger(__name__)
 
 # (stage, first step) -> Keras callbacks for one call to fit()
@@ -59,13 +61,23 @@ def fit(
     """
     if initial_epoch >= epochs:
         return {}
-    fit_batchnorm_momentum(model, -(-len(train[0]) // cfg.trainer.batch_size))
+    batch = cfg.trainer.batch_size
+    train_steps = stream.steps(len(train[0]), batch)
+    fit_batchnorm_momentum(model, train_steps)
+    if stream.usable():
+        feed = {
+            "x": stream.training(*train, batch, cfg.seed),
+            "steps_per_epoch": train_steps,
+            "validation_data": stream.evaluation(*val, batch),
+            "validation_steps": stream.steps(len(val[0]), batch),
+            "shuffle": False,  # the stream reshuffles every epoch itself
+        }
+    else:  # Keras distributes the arrays over the strategy's replicas itself
+        feed = {"x": train[0], "y": train[1], "batch_size": batch, "validation_data": val}
     history = model.fit(
-        *train,
-        validation_data=val,
+        **feed,
         epochs=epochs,
         initial_epoch=initial_epoch,
-        batch_size=cfg.trainer.batch_size,
         callbacks=callbacks,
         verbose=cfg.trainer.verbose,
     )
@@ -153,8 +165,8 @@ def train_head(
     )
     batch = max(cfg.trainer.batch_size, 64)
     verbose = cfg.trainer.verbose
-    f_train = extractor.predict(data.x_train, batch_size=batch, verbose=verbose)
-    f_val = extractor.predict(data.x_val, batch_size=batch, verbose=verbose)
+    f_train = stream.predict(extractor, data.x_train, batch, verbose)
+    f_val = stream.predict(extractor, data.x_val, batch, verbose)
     head = model.get_layer("head")
     if initial_epoch:
         log.info("Resuming the head's training with a fresh optimizer state (cached features)")

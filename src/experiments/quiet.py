@@ -1,0 +1,57 @@
+"""TensorFlow's start-up lines that say nothing about the run, kept off the console.
+
+Importing TensorFlow 2.21 writes, from C++ and before any log level applies, twice each:
+
+    WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
+    I0000 ... port.cc:153] oneDNN custom operations are on. You may see slightly different ...
+
+The first is absl's note that logging is not set up yet; the second says oneDNN is used,
+which is the point (``TF_ENABLE_ONEDNN_OPTS=0`` would switch it off and slow training).
+While TensorFlow is imported, standard error goes through a filter that drops exactly
+those lines; everything else, errors included, is passed on unchanged. ``TF_CPP_MIN_LOG_LEVEL``
+(set to 2 by the command line unless you set it) hides TensorFlow's later INFO and
+WARNING lines; set it to 0 to see them all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+DROPPED = (
+    b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    b"oneDNN custom operations are on.",
+)
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow with its start-up notes left out of standard error."""
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real standard error: nothing to filter
+        import tensorflow  # noqa: F401
+
+        return
+    reader, writer = os.pipe()
+    os.dup2(writer, 2)
+    os.close(writer)
+    forward = threading.Thread(target=_forward, args=(reader, saved), daemon=True)
+    forward.start()
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last writer: the thread sees the end
+        forward.join(timeout=10)
+        os.close(saved)
+
+
+def _forward(reader: int, target: int) -> None:
+    with os.fdopen(reader, "rb") as lines:
+        for line in lines:
+            if not any(note in line for note in DROPPED):
+                os.write(target, line)

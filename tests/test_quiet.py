@@ -1,0 +1,39 @@
+"""TensorFlow's start-up notes are kept off the console; everything else still shows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from helpers import user_environment
+
+from experiments import quiet
+
+
+def test_only_the_two_start_up_notes_are_dropped(tmp_path):
+    reader, writer = os.pipe()
+    target = tmp_path / "stderr"
+    lines = [
+        b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+        b"I0000 00:00:1796 6172 port.cc:153] oneDNN custom operations are on. You may see...\n",
+        b"E0000 00:00:1796 6172 some_op.cc:12] a real error\n",
+        b"Traceback (most recent call last):\n",
+    ]
+    os.write(writer, b"".join(lines))
+    os.close(writer)
+    with open(target, "wb") as out:
+        quiet._forward(reader, out.fileno())
+    assert target.read_bytes() == lines[2] + lines[3]
+
+
+def test_importing_tensorflow_prints_none_of_them_and_stderr_works_after():
+    code = (
+        "import sys; from experiments import quiet; quiet.import_tensorflow(); "
+        "import tensorflow as tf; print('after', file=sys.stderr); quiet.import_tensorflow()"
+    )
+    env = {**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "2"}  # as the commands set it
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["after"], result.stderr
