@@ -57,6 +57,30 @@ def test_restore_puts_back_the_best_epoch_across_stages(model, tmp_path):
     assert json.loads((tmp_path / best_epoch.BEST_STATE).read_text())["step"] == 3
 
 
+def test_a_tie_goes_to_the_epoch_with_the_better_other_validation_metric(model, tmp_path):
+    """Two epochs at 0.643 val_accuracy on 500 images: the one at val_loss 1.28 is the better
+    model, not the earlier one at 1.73 (seen in a real run before ties were broken)."""
+    tracker = best_epoch.Tracker("val_accuracy")
+    callback = best_epoch.callback(tracker, model, "scratch", 0, trainer(), tmp_path)
+    callback.set_model(model)
+    for epoch, (accuracy, loss) in enumerate([(0.643, 1.73), (0.643, 1.28), (0.643, 1.40)]):
+        model.weights[0].assign(np.full(model.weights[0].shape, float(epoch), "float32"))
+        callback.on_epoch_end(epoch, {"val_accuracy": accuracy, "val_loss": loss})
+    assert (tracker.step, tracker.value, tracker.tie) == (1, 0.643, 1.28)
+    assert best_epoch.restore(model, tracker, last_step=2, folder=tmp_path)
+    assert float(model.weights[0].numpy().flat[0]) == 1.0
+    # Chosen by a loss, a tie goes to the higher accuracy.
+    by_loss = best_epoch.Tracker("val_loss")
+    callback = best_epoch.callback(by_loss, model, "scratch", 0, trainer(), None)
+    callback.set_model(model)
+    for epoch, (accuracy, loss) in enumerate([(0.60, 0.9), (0.70, 0.9), (0.65, 0.9)]):
+        callback.on_epoch_end(epoch, {"val_accuracy": accuracy, "val_loss": loss})
+    assert by_loss.step == 1 and by_loss.tie == 0.70
+    # A state saved before ties were kept still resumes.
+    old = {k: v for k, v in tracker.state().items() if k != "tie"}
+    assert best_epoch.Tracker.from_state("val_accuracy", old).step == 1
+
+
 def test_lower_is_better_for_losses_and_restore_from_the_file_after_a_resume(model, tmp_path):
     import keras
 

@@ -336,6 +336,30 @@ def test_folder_errors_name_the_path(tmp_path, build, words):
     assert str(root) in str(err.value)
 
 
+def test_hidden_and_archive_metadata_folders_are_not_classes(tmp_path, caplog):
+    root = make_flat(tmp_path / "pets", {"cat": 5, "dog": 5})
+    # What unzipping a macOS archive leaves beside the classes, and a hidden folder.
+    write_class(root / "__MACOSX" / "cat", 5, value=200)
+    write_class(root / ".thumbnails", 5, value=220)
+    write_class(root / "@eaDir", 2, value=230)
+    with caplog.at_level(logging.INFO, logger="experiments.datasets.image_folder"):
+        splits = image_folder.load(cfg(root), seed=0)
+        again = image_folder.load(cfg(root), seed=0)
+    assert splits.class_names == again.class_names == ["cat", "dog"]
+    assert set(np.unique(splits.x_train)) <= {0, 40}  # no pixel from the ignored folders
+    ignored = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Ignored")]
+    assert sorted(ignored) == sorted([  # each folder once, though the folder was read twice
+        f"Ignored {root / '.thumbnails'} (hidden)",
+        f"Ignored {root / '@eaDir'} (a metadata folder, not a class)",
+        f"Ignored {root / '__MACOSX'} (a metadata folder, not a class)",
+    ])
+    # A folder holding nothing but such folders is empty.
+    only = tmp_path / "only"
+    write_class(only / "__MACOSX" / "cat", 2, value=1)
+    with pytest.raises(DataError, match="is empty"):
+        image_folder.load(cfg(only), seed=0)
+
+
 def test_class_without_readable_image_is_named(tmp_path):
     root = make_flat(tmp_path / "data", {"good": 4})
     (root / "bad").mkdir()

@@ -33,7 +33,14 @@ class Tracker:
     improved_step: int | None = None  # for early stopping
     improved_value: float | None = None
     stopped_step: int | None = None  # where early stopping ended the run, if it did
+    tie: float | None = None  # the best epoch's ``tie_metric``, which breaks a tie
     snapshot: list = field(default_factory=list, repr=False)  # (variable, value) pairs
+
+    @property
+    def tie_metric(self) -> str:
+        """The other validation metric: an epoch that equals the best on ``metric`` and is
+        better on this one is the better model (0.643 accuracy at loss 1.28, not 1.73)."""
+        return "val_accuracy" if lower_is_better(self.metric) else "val_loss"
 
     def better(self, value: float, than: float | None, margin: float = 0.0) -> bool:
         if than is None:
@@ -41,6 +48,14 @@ class Tracker:
         if lower_is_better(self.metric):
             return value < than - margin
         return value > than + margin
+
+    def beats_best(self, value: float, tie: float | None) -> bool:
+        """Whether an epoch at ``value`` (and ``tie``) is the new best epoch."""
+        if self.better(value, self.value):
+            return True
+        if value != self.value or tie is None or self.tie is None:
+            return False
+        return tie > self.tie if lower_is_better(self.metric) else tie < self.tie
 
     def state(self) -> dict:
         """What a resumed run needs to go on (the weights are in best.keras)."""
@@ -72,8 +87,10 @@ def callback(tracker: Tracker, model, stage: str, first_step: int, trainer, fold
                 return
             step = first_step + epoch
             value = float(value)
-            if tracker.better(value, tracker.value):
-                tracker.value, tracker.step, tracker.stage = value, step, stage
+            tie = (logs or {}).get(tracker.tie_metric)
+            tie = None if tie is None else float(tie)
+            if tracker.beats_best(value, tie):
+                tracker.value, tracker.step, tracker.stage, tracker.tie = value, step, stage, tie
                 tracker.snapshot = [(v, v.numpy()) for v in model.weights]
                 if folder is not None:
                     _save_best(model, folder, tracker)

@@ -62,17 +62,37 @@ def _check_root(root: Path) -> None:
         raise DataError(f"{root} does not exist: point dataset.root at a folder of class folders")
     if not root.is_dir():
         raise DataError(f"{root} is not a folder: point dataset.root at a folder of class folders")
-    if not any(not entry.name.startswith(".") for entry in root.iterdir()):
+    visible = [entry for entry in root.iterdir() if not entry.name.startswith(".")]
+    if not any(entry.is_file() or is_class_folder(entry) for entry in visible):
         raise DataError(f"{root} is empty: put one sub-folder of images per class in it")
 
 
+# Folders that tools put beside the classes: a macOS zip, a Synology NAS, Windows, Python.
+NOT_CLASSES = frozenset(
+    {"__MACOSX", "@eaDir", "$RECYCLE.BIN", "System Volume Information", "__pycache__"}
+)
+_reported: set[Path] = set()  # ignored folders already logged, once each
+
+
+def is_class_folder(entry: Path) -> bool:
+    """A sub-folder that holds a class: not hidden, not a tool's metadata folder.
+
+    Each folder set aside is logged once, however often it is listed.
+    """
+    if not entry.is_dir():
+        return False
+    if entry.name.startswith(".") or entry.name in NOT_CLASSES:
+        if entry not in _reported:
+            _reported.add(entry)
+            kind = "hidden" if entry.name.startswith(".") else "a metadata folder, not a class"
+            log.info("Ignored %s (%s)", entry, kind)
+        return False
+    return True
+
+
 def _class_folders(folder: Path) -> dict[str, Path]:
-    """The non-hidden sub-folders of ``folder`` by name, sorted; at least two, or DataError."""
-    found = {
-        entry.name: entry
-        for entry in sorted(folder.iterdir())
-        if entry.is_dir() and not entry.name.startswith(".")
-    }
+    """The class sub-folders of ``folder`` by name, sorted; at least two, or DataError."""
+    found = {entry.name: entry for entry in sorted(folder.iterdir()) if is_class_folder(entry)}
     if len(found) < 2:
         raise DataError(
             f"{folder} needs at least 2 class sub-folders of images, found {len(found)} "
