@@ -12,7 +12,9 @@ import run_all  # noqa: E402
 
 def test_a_run_rewrites_its_own_cpus_parts_and_keeps_the_rest():
     intel, amd = "Intel Xeon (AMX-BF16, AVX512-BF16, AVX512F)", "AMD EPYC (AVX512-BF16; no AMX)"
-    first = run_all.merge("", intel, {"network": "## 1. net\nintel 117 s", "cli": "## 4. cli\n0.2 s"})
+    first = run_all.merge(
+        "", intel, {"network": "## 1. net\nintel 117 s", "cli": "## 4. cli\n0.2 s"}
+    )
     assert "### 1. net" in first and "## 1. net" not in first.replace("### 1.", "")
     second = run_all.merge(first, amd, {"network": "## 1. net\namd 150 s"})
     third = run_all.merge(second, intel, {"network": "## 1. net\nintel 110 s"})

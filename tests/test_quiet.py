@@ -33,7 +33,8 @@ def test_importing_tensorflow_prints_none_of_them_and_stderr_works_after():
         "import tensorflow as tf; print('after', file=sys.stderr); quiet.import_tensorflow()"
     )
     env = {**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "2"}  # as the commands set it
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == ["after"], result.stderr

@@ -10,13 +10,17 @@ emulated and slower. So ``auto`` decides:
 - neither AMX-BF16 nor AVX512-BF16: ``float32``;
 - AVX512-BF16 without AMX: a micro-benchmark of a few training steps of the run's own
   model in both policies; ``mixed_bfloat16`` only when it is at least ``PAYS`` faster.
-  The result is cached per machine, TensorFlow version, model and batch in
+  The result is cached per machine, TensorFlow version, model, batch and thread count in
   ``$XDG_CACHE_HOME/experiments/precision.json`` (``~/.cache`` by default), so only the
-  first run on a machine pays the few seconds it takes.
+  first run pays for it: a few seconds for the default network, about a minute for a
+  large application at 150 px. Jobs of a sweep that start together take turns (a file
+  lock): the first measures, the others read its result, so they all train alike.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -67,8 +71,9 @@ def describe_cpu() -> str:
     )
 
 
-def resolve(policy: str, build: Callable[[], object], input_shape, batch_size: int,
-            key: str) -> Choice:  # fmt: skip
+def resolve(
+    policy: str, build: Callable[[], object], input_shape, batch_size: int, key: str
+) -> Choice:
     """The policy to train with: ``policy`` itself unless it is ``auto``.
 
     ``build()`` makes the run's model (randomly initialised) under the current global
@@ -84,8 +89,8 @@ def resolve(policy: str, build: Callable[[], object], input_shape, batch_size: i
     if "amx_bf16" in flags:
         return Choice("mixed_bfloat16", f"auto: {name} has AMX-BF16 matrix units")
     if "avx512_bf16" not in flags:
-        return Choice("float32", f"auto: {name} has no bfloat16 instructions (AMX-BF16, "
-                                 "AVX512-BF16); bfloat16 would be emulated")  # fmt: skip
+        why = "has no bfloat16 instructions (AMX-BF16, AVX512-BF16); bfloat16 would be emulated"
+        return Choice("float32", f"auto: {name} {why}")
     return _measured(name, flags, build, input_shape, batch_size, key)
 
 
@@ -106,33 +111,59 @@ def _gpu_choice() -> Choice | None:
     capability = details.get("compute_capability") or (0, 0)
     label = details.get("device_name", "GPU")
     if tuple(capability) >= (7, 0):
-        return Choice("mixed_float16", f"auto: {label} (compute capability "
-                                       f"{capability[0]}.{capability[1]}) has tensor cores")  # fmt: skip
+        version = f"{capability[0]}.{capability[1]}"
+        return Choice(
+            "mixed_float16", f"auto: {label} (compute capability {version}) has tensor cores"
+        )
     return Choice("float32", f"auto: {label} has no tensor cores")
 
 
 def _measured(name, flags, build, input_shape, batch_size: int, key: str) -> Choice:
-    import tensorflow as tf
-
-    cache = _cache_file()
-    entry = "|".join([name, ",".join(sorted(flags)), tf.__version__, key, str(batch_size)])
-    entry = hashlib.sha256(entry.encode()).hexdigest()[:16]
-    known = _read(cache)
-    if entry in known:
-        times = known[entry]
-        how = f"measured earlier, cached in {cache}"
-    else:
-        log.info("trainer.precision=auto: timing a few training steps in float32 and bfloat16")
-        times = {policy: _step_ms(policy, build, input_shape, batch_size)
-                 for policy in ("float32", "mixed_bfloat16")}  # fmt: skip
-        _write(cache, {**known, entry: times})
-        how = "measured now"
+    times, how = _cached_times(name, flags, build, input_shape, batch_size, key)
     gain = 1 - times["mixed_bfloat16"] / times["float32"]
     policy = "mixed_bfloat16" if gain >= PAYS else "float32"
-    return Choice(policy, f"auto: {name} has AVX512-BF16 but no AMX; a training step took "
-                          f"{times['float32']:.1f} ms in float32 and {times['mixed_bfloat16']:.1f}"
-                          f" ms in bfloat16 ({how}), and bfloat16 pays from "
-                          f"{PAYS:.0%} faster")  # fmt: skip
+    steps = f"{times['float32']:.1f} ms in float32 and {times['mixed_bfloat16']:.1f} ms in bfloat16"
+    return Choice(
+        policy,
+        f"auto: {name} has AVX512-BF16 but no AMX; a training step took {steps} ({how}), "
+        f"and bfloat16 pays from {PAYS:.0%} faster",
+    )
+
+
+def _cached_times(name, flags, build, input_shape, batch_size: int, key: str):
+    """Step times by policy and how they were had: from the cache, or measured now."""
+    import tensorflow as tf
+
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    parts = [name, ",".join(sorted(flags)), tf.__version__, key, str(batch_size), str(threads)]
+    entry = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    cache = _cache_file()
+    with _turn(cache):
+        known = _read(cache)
+        if entry in known:
+            return known[entry], f"measured earlier, cached in {cache}"
+        log.info("trainer.precision=auto: timing a few training steps in float32 and bfloat16")
+        policies = ("float32", "mixed_bfloat16")
+        times = {p: _step_ms(p, build, input_shape, batch_size) for p in policies}
+        _write(cache, {**known, entry: times})
+    return times, "measured now"
+
+
+@contextlib.contextmanager
+def _turn(cache: Path):
+    """One process at a time measures and writes the cache (nothing, where it cannot lock)."""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(cache.with_suffix(".lock"), "a")
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _step_ms(policy: str, build, input_shape, batch_size: int) -> float:

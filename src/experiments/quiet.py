@@ -8,9 +8,10 @@ Importing TensorFlow 2.21 writes, from C++ and before any log level applies, twi
 The first is absl's note that logging is not set up yet; the second says oneDNN is used,
 which is the point (``TF_ENABLE_ONEDNN_OPTS=0`` would switch it off and slow training).
 While TensorFlow is imported, standard error goes through a filter that drops exactly
-those lines; everything else, errors included, is passed on unchanged. ``TF_CPP_MIN_LOG_LEVEL``
-(set to 2 by the command line unless you set it) hides TensorFlow's later INFO and
-WARNING lines; set it to 0 to see them all.
+those lines; everything else, errors included, is passed on unchanged. (Should TensorFlow
+kill the process while it is imported, what it wrote last may be lost with the filter.)
+``TF_CPP_MIN_LOG_LEVEL``, set to 2 by the commands unless you set it, hides TensorFlow's
+later INFO and WARNING lines; set it to 0 to see those.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def import_tensorflow() -> None:
         sys.stderr.flush()
         os.dup2(saved, 2)  # closes the pipe's last writer: the thread sees the end
         forward.join(timeout=10)
-        os.close(saved)
+        if not forward.is_alive():  # else it still writes to ``saved`` (a child holds the pipe)
+            os.close(saved)
 
 
 def _forward(reader: int, target: int) -> None:

@@ -110,9 +110,12 @@ def run(cfg: DictConfig) -> float:
                 "MLflow run %s (%s) in %s", active.info.run_name, active.info.run_id, shown_uri
             )
             if not resuming:
-                params = {"runtime.threads": threads, "runtime.replicas": replicas,
-                          "runtime.precision": chosen.policy,
-                          "runtime.precision_reason": chosen.reason}
+                params = {
+                    "runtime.threads": threads,
+                    "runtime.replicas": replicas,
+                    "runtime.precision": chosen.policy,
+                    "runtime.precision_reason": chosen.reason,
+                }
                 box.send("params", lambda: mlflow.log_params(params),
                          outbox.keep_json("params.json", params))  # fmt: skip
             try:
@@ -375,12 +378,14 @@ def _report_unsent(box, status: str) -> None:
 def _precision(cfg, data) -> precision.Choice:
     """``trainer.precision``, with ``auto`` resolved on this machine (see ``precision``)."""
     bare = OmegaConf.merge(cfg, {"backbone": {"weights": None}})  # timing needs no weights
+    shape, classes = tuple(data.input_shape), data.num_classes
     chosen = precision.resolve(
         cfg.trainer.precision,
-        lambda: backbones.build(bare, data.input_shape, data.num_classes),
-        data.input_shape, min(cfg.trainer.batch_size, 128),
-        f"{cfg.backbone.name}|{tuple(data.input_shape)}|{data.num_classes}",
-    )  # fmt: skip
+        lambda: backbones.build(bare, shape, classes),
+        shape,
+        min(cfg.trainer.batch_size, 128),
+        f"{cfg.backbone.name}|{shape}|{classes}",
+    )
     log.info("Precision: %s (%s)", chosen.policy, chosen.reason)
     return chosen
 

@@ -67,10 +67,8 @@ def fit(
     if stream.usable():
         feed = {
             "x": stream.training(*train, batch, cfg.seed),
-            "steps_per_epoch": train_steps,
             "validation_data": stream.evaluation(*val, batch),
-            "validation_steps": stream.steps(len(val[0]), batch),
-            "shuffle": False,  # the stream reshuffles every epoch itself
+            "shuffle": False,  # the stream reshuffles every pass itself
         }
     else:  # Keras distributes the arrays over the strategy's replicas itself
         feed = {"x": train[0], "y": train[1], "batch_size": batch, "validation_data": val}
@@ -130,7 +128,7 @@ def freeze_base(model) -> None:
 
 def total_steps(cfg, data, epochs: int) -> int:
     """Training steps of ``epochs`` epochs over ``data``'s training set."""
-    return epochs * -(-len(data.x_train) // cfg.trainer.batch_size)
+    return epochs * stream.steps(len(data.x_train), cfg.trainer.batch_size)
 
 
 def done(start, stage: str) -> int:

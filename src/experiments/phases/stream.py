@@ -1,14 +1,15 @@
-"""In-memory arrays fed to ``fit`` as endless tf.data streams, one iterator for the whole fit.
+"""In-memory arrays fed to ``fit``, ``evaluate`` and ``predict`` through our own tf.data
+pipeline, with tf.data's autotuning off.
 
-Given NumPy arrays, Keras builds a tf.data pipeline and makes a new iterator for every
-epoch. Destroying the previous one waits for its worker threads, and on a 2-core CPU that
-wait sometimes lasted 10 s (seen in profiles on an AMD EPYC: the main thread blocked in
-``UnboundedThreadPool::LogicalThreadWrapper::~LogicalThreadWrapper`` at the start of an
-epoch, twice in 15 epochs of the default run, each time adding half an epoch). Here the
-batches come from one endless stream per fit, reshuffled every epoch with the run's
-seed, so the iterator lives as long as the fit and the next epoch's first batches are
-already prefetched when the last one ends. tf.data's autotuning is off: two parallel
-gathers and a short prefetch keep up with any model this runs, with no tuning thread.
+Given NumPy arrays, Keras builds an autotuned tf.data pipeline and makes a new iterator
+for every epoch. Destroying the previous one waits for its autotuning thread, and on a
+2-core CPU that wait sometimes lasted 10 s: profiles on an AMD EPYC showed the main
+thread blocked in ``UnboundedThreadPool::LogicalThreadWrapper::~LogicalThreadWrapper`` at
+the start of an epoch, twice in the 15 epochs of the default run, each time adding half
+an epoch. Here no tuning thread exists: two parallel gathers and a short prefetch keep up
+with any model this project trains. Each pass is finite, so an epoch is exactly one pass
+over the data whatever ``trainer.steps_per_execution`` is (an endless stream would run
+whole calls of that many batches past the end of the data).
 
 Under a tf.distribute strategy the arrays go to Keras as before, which distributes them.
 """
@@ -32,28 +33,25 @@ def steps(samples: int, batch_size: int) -> int:
 
 
 def training(x, y, batch_size: int, seed: int):
-    """``(x, y)`` in batches, reshuffled every epoch, endlessly (``steps`` batches an epoch)."""
+    """``(x, y)`` in batches, one pass per iterator, in a new order each pass (from ``seed``)."""
     import tensorflow as tf
 
     order = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return _gathered(order.batch(batch_size).repeat(), x, y)
+    return _gathered(order.batch(batch_size), x, y)
 
 
 def evaluation(x, y, batch_size: int):
-    """``(x, y)`` in order, in batches, endlessly: each ``steps`` batches are one whole pass."""
+    """``(x, y)`` in order, in batches, one pass per iterator."""
     import tensorflow as tf
 
-    return _gathered(tf.data.Dataset.range(len(x)).batch(batch_size).repeat(), x, y)
+    return _gathered(tf.data.Dataset.range(len(x)).batch(batch_size), x, y)
 
 
 def evaluate(model, x, y, batch_size: int) -> dict[str, float]:
     """``model.evaluate`` over ``(x, y)`` in one ordered pass; the metrics by name."""
-    import tensorflow as tf
-
     if not usable():
         return model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
-    once = _gathered(tf.data.Dataset.range(len(x)).batch(batch_size), x, y)
-    return model.evaluate(once, verbose=0, return_dict=True)
+    return model.evaluate(evaluation(x, y, batch_size), verbose=0, return_dict=True)
 
 
 def predict(model, x, batch_size: int, verbose: int = 0):
@@ -74,8 +72,9 @@ def _gathered(batches, x, y=None):
     """
     import tensorflow as tf
 
-    images = tf.constant(x)
-    labels = None if y is None else tf.constant(y)
+    with tf.device("/cpu:0"):  # the data stays in host memory, as with Keras' own pipeline
+        images = tf.constant(x)
+        labels = None if y is None else tf.constant(y)
 
     def rows(index):
         if labels is None:
