@@ -42,7 +42,7 @@ CPU_FEATURES = ("amx_bf16", "avx512_bf16", "avx512f")
 @dataclass(frozen=True)
 class Choice:
     policy: str  # a Keras dtype policy
-    reason: str  # one line: why, for the log and the run's tag
+    reason: str  # one line: why, for the log and the run's params
 
 
 def cpu() -> tuple[str, frozenset[str]]:
@@ -64,11 +64,11 @@ def cpu() -> tuple[str, frozenset[str]]:
 def describe_cpu() -> str:
     """``AMD EPYC (AVX512-BF16, AVX512F; no AMX-BF16)``: the model and the features that matter."""
     name, flags = cpu()
-    has = [f.upper().replace("_", "-") for f in CPU_FEATURES if f in flags]
-    lacks = [f.upper().replace("_", "-") for f in CPU_FEATURES if f not in flags]
-    return f"{name} ({', '.join(has) or 'none of ' + ', '.join(lacks)}" + (
-        f"; no {', '.join(lacks)})" if has and lacks else ")"
-    )
+    has = ", ".join(f.upper().replace("_", "-") for f in CPU_FEATURES if f in flags)
+    lacks = ", ".join(f.upper().replace("_", "-") for f in CPU_FEATURES if f not in flags)
+    if not has:
+        return f"{name} (none of {lacks})"
+    return f"{name} ({has}; no {lacks})" if lacks else f"{name} ({has})"
 
 
 def resolve(

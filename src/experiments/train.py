@@ -377,11 +377,15 @@ def _report_unsent(box, status: str) -> None:
 
 def _precision(cfg, data) -> precision.Choice:
     """``trainer.precision``, with ``auto`` resolved on this machine (see ``precision``)."""
-    bare = OmegaConf.merge(cfg, {"backbone": {"weights": None}})  # timing needs no weights
     shape, classes = tuple(data.input_shape), data.num_classes
+
+    def random_model():  # only a micro-benchmark builds it; timing needs no weights
+        bare = OmegaConf.merge(cfg, {"backbone": {"weights": None}})
+        return backbones.build(bare, shape, classes)
+
     chosen = precision.resolve(
         cfg.trainer.precision,
-        lambda: backbones.build(bare, shape, classes),
+        random_model,
         shape,
         min(cfg.trainer.batch_size, 128),
         f"{cfg.backbone.name}|{shape}|{classes}",

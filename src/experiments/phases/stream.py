@@ -42,9 +42,7 @@ def training(x, y, batch_size: int, seed: int):
 
 def evaluation(x, y, batch_size: int):
     """``(x, y)`` in order, in batches, one pass per iterator."""
-    import tensorflow as tf
-
-    return _gathered(tf.data.Dataset.range(len(x)).batch(batch_size), x, y)
+    return _gathered(_in_order(len(x), batch_size), x, y)
 
 
 def evaluate(model, x, y, batch_size: int) -> dict[str, float]:
@@ -56,12 +54,16 @@ def evaluate(model, x, y, batch_size: int) -> dict[str, float]:
 
 def predict(model, x, batch_size: int, verbose: int = 0):
     """``model.predict`` over ``x`` in one ordered pass."""
-    import tensorflow as tf
-
     if not usable():
         return model.predict(x, batch_size=batch_size, verbose=verbose)
-    once = _gathered(tf.data.Dataset.range(len(x)).batch(batch_size), x)
-    return model.predict(once, verbose=verbose)
+    return model.predict(_gathered(_in_order(len(x), batch_size), x), verbose=verbose)
+
+
+def _in_order(samples: int, batch_size: int):
+    """Batches of the indices ``0 .. samples - 1``, in order."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.range(samples).batch(batch_size)
 
 
 def _gathered(batches, x, y=None):
