@@ -1,0 +1,159 @@
+"""The shape of the code itself: imports that run one way, small functions and modules.
+
+These read the source with ``ast``; nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "experiments"
+MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 300
+MAX_FMT_SKIPS = 5
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _sources() -> dict[str, Path]:
+    return {_module_name(path): path for path in sorted(SRC.rglob("*.py"))}
+
+
+def _imported(tree: ast.AST, module: str, is_package: bool, known: set[str]) -> set[str]:
+    """The project's modules that ``module`` imports anywhere, functions included."""
+    found: set[str] = set()
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for name in names:
+            while name and name not in known:  # `from a.b import c`: c may be a name, not a module
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                found.add(name)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    sources = _sources()
+    known = set(sources)
+    graph = {}
+    for module, path in sources.items():
+        tree = ast.parse(path.read_text())
+        graph[module] = _imported(tree, module, path.name == "__init__.py", known)
+    return graph
+
+
+def _parents(module: str) -> set[str]:
+    """Importing ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__`` first."""
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return path[path.index(target) :] + [target]
+            if target not in state and (found := visit(target)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_no_import_cycle_even_counting_imports_inside_functions():
+    graph = _graph()
+    # A package's __init__ importing its own submodules is how a package exposes them;
+    # a submodule importing its package's __init__ back (directly or not) is the cycle.
+    edges = {module: targets - _parents(module) for module, targets in graph.items()}
+    assert _cycle(edges) is None, " -> ".join(_cycle(edges))
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def _functions(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+
+
+def test_no_function_is_over_60_lines():
+    long = []
+    for module, path in _sources().items():
+        for function in _functions(ast.parse(path.read_text())):
+            lines = function.end_lineno - function.lineno + 1
+            if lines > MAX_FUNCTION_LINES:
+                long.append(f"{module}.{function.name}: {lines} lines")
+    assert not long, long
+
+
+def test_no_module_is_over_300_lines():
+    long = {
+        module: n
+        for module, path in _sources().items()
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, long
+
+
+def test_the_formatter_holds_the_code():
+    skips = {
+        module: n for module, path in _sources().items() if (n := path.read_text().count("# fmt: skip"))
+    }
+    assert sum(skips.values()) <= MAX_FMT_SKIPS, skips
+
+
+@pytest.mark.parametrize(
+    "lower, upper",
+    [
+        ("experiments.config", "experiments.training"),
+        ("experiments.config", "experiments.tracking"),
+        ("experiments.config", "experiments.models"),
+        ("experiments.config", "experiments.data"),
+        ("experiments.models", "experiments.tracking"),
+        ("experiments.models", "experiments.training"),
+        ("experiments.data", "experiments.training"),
+        ("experiments.tracking", "experiments.training"),
+        ("experiments.training", "experiments.commands"),
+        ("experiments.reporting", "experiments.training"),
+    ],
+)
+def test_imports_run_one_way(lower, upper):
+    """commands -> training -> models, data, tracking, reporting -> config -> leaves."""
+    graph = _graph()
+    upward = [
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        if module == lower or module.startswith(lower + ".")
+        for target in targets
+        if target == upper or target.startswith(upper + ".")
+    ]
+    assert not upward, upward
