@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def cpu_kind() -> str:
     """The CPU and the features that decide its speed: ``AMD EPYC (AVX512-BF16, AVX512F; no
     AMX-BF16)``. RESULTS.md keeps one section per kind: figures compare only within one."""
-    from experiments.precision import describe_cpu
+    from experiments.training.precision import describe_cpu
 
     return describe_cpu()
 

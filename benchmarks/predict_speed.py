@@ -25,7 +25,7 @@ def write_images(folder: Path, count: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from PIL import Image
 
-    from experiments.datasets import fashion_mnist, idx
+    from experiments.data import fashion_mnist, idx
 
     root, _ = fashion_mnist.locate(None)
     pixels = idx.read_idx(root / "t10k-images-idx3-ubyte.gz")[:count]

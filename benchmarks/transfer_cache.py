@@ -60,8 +60,8 @@ def feature_pass(names: tuple[str, ...], count: int, size: int = 150) -> dict[st
     import keras
     import numpy as np
 
-    from experiments.backbones import preprocessing, spec
-    from experiments.backbones.weights import construct
+    from experiments.models import preprocessing, spec
+    from experiments.models.weights import construct
 
     rates = {}
     images = np.random.default_rng(0).integers(0, 256, (count, size, size, 3)).astype("float32")

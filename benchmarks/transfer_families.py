@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from common import machine  # noqa: E402
 from transfer_cache import transfer_epochs  # noqa: E402
 
-from experiments.backbones import spec  # noqa: E402
-from experiments.backbones.registry import first_of_each_family  # noqa: E402
+from experiments.models import spec  # noqa: E402
+from experiments.models.registry import first_of_each_family  # noqa: E402
 
 
 def main(names: list[str]) -> None:

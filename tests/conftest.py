@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from experiments.datasets import fashion_mnist  # noqa: E402
+from experiments.data import fashion_mnist  # noqa: E402
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 from helpers import run_cli
 from PIL import Image
 
-from experiments import aggregate, stats, summary, tracking
+from experiments import tracking
+from experiments.reporting import aggregate, stats, summary
 
 
 def test_wilson_interval_follows_the_test_set_size():

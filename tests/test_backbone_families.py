@@ -12,10 +12,11 @@ import mlflow
 import numpy as np
 import pytest
 
-from experiments import backbones, train
+from experiments import models as backbones
 from experiments.config import compose
-from experiments.datasets import shapes
+from experiments.data import shapes
 from experiments.tracking import load_logged_model
+from experiments.training import train
 
 FAMILIES = ["resnet50", "efficientnetb0", "convnext_tiny", "densenet121", "mobilenetv3_small"]
 SIZE = 32

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from helpers import run_cli
 
-from experiments import train
 from experiments.config import compose
-from experiments.datasets import shapes
+from experiments.data import shapes
+from experiments.training import train
 
 BACKBONES = ["compact_cnn", "custom_cnn", "vgg16", "xception", "mobilenet"]
 PHASES = ["scratch", "transfer", "finetune"]

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from keras.src.utils import file_utils
 
-from experiments import backbones
-from experiments.backbones.registry import first_of_each_family
+from experiments import models as backbones
 from experiments.config import compose
-from experiments.phases import finetune
+from experiments.models.registry import first_of_each_family
+from experiments.training.phases import finetune
 
 CLASSES = 3
 

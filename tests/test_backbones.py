@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import backbones
+from experiments import models as backbones
 from experiments.config import compose
 from experiments.errors import ConfigError
 
@@ -38,7 +38,7 @@ def test_small_cnn_minimum_size_really_is_the_minimum(name):
 def test_compact_cnn_is_small_and_computes_in_bfloat16_where_that_is_chosen():
     from keras import mixed_precision
 
-    from experiments import precision
+    from experiments.training import precision
 
     cfg = compose()  # the default: compact_cnn and its recipe
     try:
@@ -59,7 +59,7 @@ def test_compact_cnn_is_small_and_computes_in_bfloat16_where_that_is_chosen():
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    from experiments import optimizers
+    from experiments.training import optimizers
 
     cfg = compose()
     schedule = optimizers.learning_rate(cfg.optimizer, steps=100)

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from helpers import run_cli, user_environment
 
-from experiments import best_epoch, reports, resume, tracking
+from experiments import tracking
+from experiments.reporting import reports
+from experiments.training import best_epoch, resume
 
 TINY = ["trainer.verbose=0", "mlflow.samples=0"]
 
@@ -205,7 +207,7 @@ def test_quick_sweep_reports_a_test_loss_that_matches_its_accuracy(workdir, stor
         assert run.data.metrics["test_accuracy"] >= 0.6
         assert run.data.metrics["test_loss"] <= 1.2, run.data.metrics
     # Served predictions are confident, not flat (they were ~0.14 for 10 classes).
-    from experiments.datasets.idx import read_idx
+    from experiments.data.idx import read_idx
 
     images = read_idx(fashion_dir / "t10k-images-idx3-ubyte.gz")[:200]
     model = mlflow.keras.load_model(f"runs:/{runs[0].info.run_id}/model")

@@ -19,7 +19,7 @@ import mlflow
 import pytest
 from helpers import free_port, run_cli, start_server, stop, user_environment
 
-from experiments import cluster
+from experiments.training import cluster
 from test_sweep import failure_report
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
@@ -270,8 +270,8 @@ def restarted_job(monkeypatch, store_uri, run_id: str, checkpointed: bool):
     """The config a restarted SLURM job runs with, after its first attempt opened ``run_id``."""
     from hydra import compose, initialize_config_dir
 
-    from experiments import checkpoints
     from experiments.config import CONF_DIR
+    from experiments.training import checkpoints
 
     monkeypatch.setenv("SLURM_JOB_ID", "5")
     cluster.remember_run(run_id)

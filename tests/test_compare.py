@@ -8,8 +8,8 @@ import mlflow
 import pytest
 from helpers import run_cli
 
-from experiments import train
 from experiments.config import compose
+from experiments.training import train
 
 QUICK = ["dataset.limit=100", "trainer.epochs=1", "trainer.verbose=0", "mlflow.samples=0",
          "mlflow.log_model=false"]  # fmt: skip

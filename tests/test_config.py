@@ -8,7 +8,7 @@ import pytest
 from helpers import run_cli
 from hydra.errors import ConfigCompositionException
 
-from experiments import backbones
+from experiments import models as backbones
 from experiments.config import CONF_DIR, compose, flatten
 from experiments.errors import ConfigError
 
@@ -148,7 +148,7 @@ def test_help_lists_the_groups(workdir):
 def test_cfg_job_does_not_import_tensorflow(workdir):
     code = (
         "import sys; sys.argv=['experiments','--cfg','job'];"
-        "from experiments.app import main\n"
+        "from experiments.commands.app import main\n"
         "try: main()\nexcept SystemExit: pass\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'\n"
         "assert 'mlflow' not in sys.modules, 'mlflow imported'"

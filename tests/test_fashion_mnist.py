@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from experiments.datasets import fashion_mnist, hold_out
-from experiments.datasets.idx import write_idx
+from experiments.data import fashion_mnist, hold_out
+from experiments.data.idx import write_idx
 from experiments.errors import DataError
 
 

@@ -7,8 +7,8 @@ import gzip
 import numpy as np
 import pytest
 
-from experiments.datasets import fashion_mnist
-from experiments.datasets.idx import read_idx, write_idx
+from experiments.data import fashion_mnist
+from experiments.data.idx import read_idx, write_idx
 from experiments.errors import DataError
 
 

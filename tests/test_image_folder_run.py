@@ -57,7 +57,7 @@ def test_image_folder_needs_a_root(workdir):
 
 
 def test_a_split_left_empty_is_refused_before_training(workdir):
-    from experiments import datasets
+    from experiments import data as datasets
     from experiments.config import compose
     from experiments.errors import DataError
 
@@ -69,7 +69,7 @@ def test_a_split_left_empty_is_refused_before_training(workdir):
 
 
 def test_a_class_named_twice_is_refused(workdir):
-    from experiments import datasets
+    from experiments import data as datasets
     from experiments.config import compose
     from experiments.errors import ConfigError
 

@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image, ImageFile
 
-from experiments.datasets import image_folder, images, shapes
+from experiments.data import image_folder, images, shapes
 from experiments.errors import ConfigError, DataError
 
 # ---------------------------------------------------------------- decode: formats and modes
@@ -342,17 +342,19 @@ def test_hidden_and_archive_metadata_folders_are_not_classes(tmp_path, caplog):
     write_class(root / "__MACOSX" / "cat", 5, value=200)
     write_class(root / ".thumbnails", 5, value=220)
     write_class(root / "@eaDir", 2, value=230)
-    with caplog.at_level(logging.INFO, logger="experiments.datasets.image_folder"):
+    with caplog.at_level(logging.INFO, logger="experiments.data.image_folder"):
         splits = image_folder.load(cfg(root), seed=0)
         again = image_folder.load(cfg(root), seed=0)
     assert splits.class_names == again.class_names == ["cat", "dog"]
     assert set(np.unique(splits.x_train)) <= {0, 40}  # no pixel from the ignored folders
     ignored = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Ignored")]
-    assert sorted(ignored) == sorted([  # each folder once, though the folder was read twice
-        f"Ignored {root / '.thumbnails'} (hidden)",
-        f"Ignored {root / '@eaDir'} (a metadata folder, not a class)",
-        f"Ignored {root / '__MACOSX'} (a metadata folder, not a class)",
-    ])
+    assert sorted(ignored) == sorted(
+        [  # each folder once, though the folder was read twice
+            f"Ignored {root / '.thumbnails'} (hidden)",
+            f"Ignored {root / '@eaDir'} (a metadata folder, not a class)",
+            f"Ignored {root / '__MACOSX'} (a metadata folder, not a class)",
+        ]
+    )
     # A folder holding nothing but such folders is empty.
     only = tmp_path / "only"
     write_class(only / "__MACOSX" / "cat", 2, value=1)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from helpers import run_cli, user_environment
 
-from experiments import train
 from experiments.config import compose
+from experiments.training import train
 
 QUICK = ["dataset.limit=300", "trainer.epochs=1", "trainer.verbose=0", "mlflow.samples=6"]
 
@@ -108,7 +108,7 @@ def test_same_seed_gives_the_same_test_accuracy(workdir, store_uri, fashion_dir)
 
 
 def test_exception_ends_the_run_failed(workdir, store_uri, fashion_dir, monkeypatch):
-    from experiments.phases import scratch
+    from experiments.training.phases import scratch
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom in training")
@@ -160,7 +160,9 @@ def test_a_default_run_is_quiet_and_logs_its_precision(workdir, store_uri, fashi
     notes = ("oneDNN", "absl::InitializeLog", "Warning:")
     noisy = [ln for ln in console if ln.startswith(tensorflow) or any(n in ln for n in notes)]
     assert noisy == [], noisy
-    chosen = [line for line in console if "[experiments.train][INFO] - Precision: " in line]
+    chosen = [
+        line for line in console if "[experiments.training.train][INFO] - Precision: " in line
+    ]
     assert len(chosen) == 1, console
 
     params = only_run(store_uri).data.params

@@ -6,9 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from experiments import backbones, datasets, phases
+from experiments import data as datasets
+from experiments import models as backbones
 from experiments.config import compose
-from experiments.phases import finetune
+from experiments.training import phases
+from experiments.training.phases import finetune
 
 SHAPES = ["dataset=shapes", "dataset.image_size=72", "dataset.per_class=12", "trainer.verbose=0"]
 

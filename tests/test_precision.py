@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments import backbones, precision
+from experiments import models as backbones
 from experiments.config import compose
+from experiments.training import precision
 
 AMX = ("Intel(R) Xeon(R) Processor", frozenset({"amx_bf16", "avx512_bf16", "avx512f"}))
 AVX512_BF16 = ("AMD EPYC", frozenset({"avx512_bf16", "avx512f"}))

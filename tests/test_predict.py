@@ -12,9 +12,9 @@ import pytest
 from helpers import run_cli
 from PIL import Image
 
-from experiments.datasets.images import decode
-from experiments.predict import predict_files
-from experiments.reports import format_top_k
+from experiments.commands.predict import predict_files
+from experiments.data.images import decode
+from experiments.reporting.reports import format_top_k
 
 CLASSES = ["avocado", "cat", "cow", "crab"]
 MODULE = "experiments.predict"

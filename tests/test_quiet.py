@@ -8,7 +8,7 @@ import sys
 
 from helpers import user_environment
 
-from experiments import quiet
+from experiments.commands import quiet
 
 
 def test_only_the_two_start_up_notes_are_dropped(tmp_path):
@@ -29,7 +29,7 @@ def test_only_the_two_start_up_notes_are_dropped(tmp_path):
 
 def test_importing_tensorflow_prints_none_of_them_and_stderr_works_after():
     code = (
-        "import sys; from experiments import quiet; quiet.import_tensorflow(); "
+        "import sys; from experiments.commands import quiet; quiet.import_tensorflow(); "
         "import tensorflow as tf; print('after', file=sys.stderr); quiet.import_tensorflow()"
     )
     env = {**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "2"}  # as the commands set it

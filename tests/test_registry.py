@@ -8,10 +8,10 @@ import sys
 import pytest
 from helpers import run_cli
 
-from experiments import backbones
-from experiments.backbones.registry import PREPROCESSING, application_name, markdown_table
+from experiments import models as backbones
 from experiments.config import CONF_DIR, compose
 from experiments.errors import ConfigError
+from experiments.models.registry import PREPROCESSING, application_name, markdown_table
 
 README = CONF_DIR.parents[2] / "README.md"
 TODAYS = ["compact_cnn", "custom_cnn", "vgg16", "xception", "mobilenet"]  # names users have
@@ -64,7 +64,7 @@ def test_readme_backbone_table_is_the_registry():
 def test_help_and_cfg_job_list_every_backbone_without_tensorflow(workdir):
     code = (
         "import sys; sys.argv=['experiments','--help'];"
-        "from experiments.app import main\n"
+        "from experiments.commands.app import main\n"
         "try: main()\nexcept SystemExit: pass\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'"
     )

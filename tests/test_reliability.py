@@ -14,8 +14,9 @@ import pytest
 from helpers import first_epoch_run_id, run_cli, user_environment
 from omegaconf import OmegaConf
 
-from experiments import provenance, tracking
+from experiments import tracking
 from experiments.config import compose, flatten
+from experiments.tracking import provenance
 
 
 def test_unreachable_tracking_server_fails_in_seconds_before_training(workdir, fashion_dir):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import reports
+from experiments.reporting import reports
 
 
 def test_confusion_matrix_and_per_class_scores():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from experiments.phases import stream
+from experiments.data import stream
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from experiments import study
+from experiments.commands import study
 from experiments.errors import ConfigError
 
 
@@ -24,8 +24,8 @@ def test_study_runs_every_backbone_and_phase_then_the_custom_cnn_then_compare():
     assert compare[2] == "experiments.compare"
     assert "mlflow.experiment_name=study-20260101-000000" in compare
     # compare is given only the keys it has; the rest would be refused as unknown.
-    from experiments.cli_args import parse
-    from experiments.compare import CompareArgs
+    from experiments.commands.cli_args import parse
+    from experiments.commands.compare import CompareArgs
 
     parse(compare[3:], CompareArgs, "experiments.compare")
     assert "mlflow.log_model=false" not in compare

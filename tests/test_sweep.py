@@ -193,7 +193,7 @@ def test_an_interrupted_sweep_leaves_no_run_running(workdir, store_uri, fashion_
 
 
 def test_summary_keeps_a_failed_child_and_ranks_it_last(workdir, store_uri):
-    from experiments import summary
+    from experiments.reporting import summary
 
     client = mlflow.MlflowClient(store_uri)
     experiment = client.create_experiment("t")
@@ -240,7 +240,7 @@ def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
 
     import optuna
 
-    from experiments.optuna_search import SQLiteFileStorage
+    from experiments.commands.optuna_search import SQLiteFileStorage
 
     def load_study():
         kept = SQLiteFileStorage(workdir / "optuna.db")

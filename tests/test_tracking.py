@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import mlflow
 
-from experiments import sweep, tracking
+from experiments import tracking
+from experiments.commands import sweep
 from experiments.config import compose
 
 
@@ -52,12 +53,12 @@ def test_the_varying_keys_are_the_sweep_overrides_and_the_sweepers_params():
 def test_a_server_killed_mid_answer_counts_as_gone_and_a_refusal_does_not():
     from mlflow.exceptions import MlflowException
 
-    from experiments import outbox
+    from experiments.tracking import outbox
 
     # What async logging raised in CI when the server was killed while it answered a batch.
     cut = MlflowException(
         "The following failures occurred while performing one or more async logging "
-        "operations: [MlflowException(\"API request to http://127.0.0.1:40091/api/2.0/mlflow/"
+        'operations: [MlflowException("API request to http://127.0.0.1:40091/api/2.0/mlflow/'
         "runs/log-batch failed with exception ('Connection broken: IncompleteRead(0 bytes "
         "read, 2 more expected)', IncompleteRead(0 bytes read, 2 more expected))\")]"
     )

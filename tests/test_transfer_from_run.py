@@ -6,9 +6,9 @@ import mlflow
 import numpy as np
 import pytest
 
-from experiments import train
 from experiments.config import compose
 from experiments.errors import ConfigError
+from experiments.training import train
 
 PRETRAIN = ["dataset.classes=[0,2,4,6,8]", "dataset.limit=12000", "trainer.epochs=3"]
 TARGET = ["dataset.classes=[1,3,5,7,9]", "dataset.limit=40", "trainer.epochs=15"]

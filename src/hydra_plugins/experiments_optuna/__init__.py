@@ -1,4 +1,4 @@
-"""Hydra's Optuna sweeper with ``storage=sqlite:///<file>`` that works (experiments.optuna_search).
+"""Hydra's Optuna sweeper with ``storage=sqlite:///<file>`` that works (experiments.commands.optuna_search).
 
 It lives here because Hydra instantiates sweepers only from the ``hydra_plugins`` package.
 Hydra imports this module at every start to look for plugins: without the sweep extra
@@ -14,6 +14,8 @@ if OptunaSweeper is not None:
 
     class Sweeper(OptunaSweeper):
         def __init__(self, storage=None, **kwargs) -> None:
-            from experiments.optuna_search import storage_for  # imports optuna: not at start-up
+            from experiments.commands.optuna_search import (
+                storage_for,  # imports optuna: not at start-up
+            )
 
             super().__init__(storage=storage_for(storage), **kwargs)

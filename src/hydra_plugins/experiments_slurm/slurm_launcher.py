@@ -3,7 +3,7 @@
 In the job: submitit's SIGUSR2 handler (time limit near, or preemption) requeues the job
 and then exits from inside the training step. Here that exit becomes an interruption, as
 SIGTERM's is, so the run ends KILLED with its checkpoint logged; the restarted job
-resumes it (``experiments.cluster``).
+resumes it (``experiments.training.cluster``).
 
 In the launching process: where SLURM keeps no accounting (``sacct`` answers "accounting
 storage is disabled"), submitit would ask sacct at every poll and warn each time, on three

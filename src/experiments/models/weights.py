@@ -6,9 +6,9 @@ import importlib
 import os
 from pathlib import Path
 
-from experiments.backbones.registry import BackboneSpec
 from experiments.config import is_model_uri
 from experiments.errors import ConfigError, ExperimentError
+from experiments.models.registry import BackboneSpec
 
 
 def keras_cache_dir() -> Path:

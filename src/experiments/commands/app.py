@@ -10,9 +10,10 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from experiments import cluster, quiet
+from experiments.commands import quiet
 from experiments.config import CONF_DIR  # importing it registers the schema with Hydra
 from experiments.errors import ExperimentError
+from experiments.training import cluster
 
 log = logging.getLogger("experiments")
 
@@ -27,7 +28,7 @@ def main(cfg: DictConfig) -> float | None:
     In a sweep, a job that failed returns None, which a sweeper cannot read as a number:
     Optuna records that trial as failed and goes on with the search.
     """
-    from experiments import sweep
+    from experiments.commands import sweep
     from experiments.config import validate
 
     in_sweep = sweep.parent_of_current_job() is not None
@@ -35,7 +36,7 @@ def main(cfg: DictConfig) -> float | None:
         validate(cfg)  # before the training stack (matplotlib, TensorFlow) is even imported
         cfg = cluster.adapt(cfg)  # under SLURM: a restarted job resumes its run
         quiet.import_tensorflow()  # without its start-up notes
-        from experiments import train
+        from experiments.training import train
 
         value = train.run(cfg)
         if in_sweep and not math.isfinite(value):

@@ -42,7 +42,7 @@ def load(dataset_cfg, seed: int, channels: int | None = None) -> Splits:
     from omegaconf import OmegaConf
 
     try:
-        module = importlib.import_module(f"experiments.datasets.{dataset_cfg.name}")
+        module = importlib.import_module(f"experiments.data.{dataset_cfg.name}")
     except ModuleNotFoundError:
         raise ConfigError("dataset.name", f"unknown dataset {dataset_cfg.name!r}") from None
     if channels is not None and channels != dataset_cfg.channels:

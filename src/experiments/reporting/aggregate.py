@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 import io
 
-from experiments import stats
 from experiments.metrics import lower_is_better, sort_key
+from experiments.reporting import stats
 
 AGGREGATED = ("test_accuracy", "best_val_accuracy")  # shown for every configuration
 

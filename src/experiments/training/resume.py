@@ -17,9 +17,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from experiments import checkpoints
-from experiments.best_epoch import BEST_STATE
 from experiments.errors import ConfigError
+from experiments.training import checkpoints
+from experiments.training.best_epoch import BEST_STATE
 
 log = logging.getLogger(__name__)
 

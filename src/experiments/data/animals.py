@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiments.datasets import Splits, image_folder
+from experiments.data import Splits, image_folder
 from experiments.errors import DataError
 
 DEFAULT_ROOT = Path("data/animals")

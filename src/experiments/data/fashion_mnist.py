@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.datasets import Splits, hold_out
-from experiments.datasets.idx import read_idx
+from experiments.data import Splits, hold_out
+from experiments.data.idx import read_idx
 from experiments.errors import DataError
 
 log = logging.getLogger(__name__)

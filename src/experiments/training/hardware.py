@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 
-from experiments import cluster, keras_multi_worker
+from experiments.training import cluster, keras_multi_worker
 
 log = logging.getLogger(__name__)
 

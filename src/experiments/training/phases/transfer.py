@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from experiments import backbones
-from experiments.phases import CallbackFactory, done, train_head
+from experiments import models as backbones
+from experiments.training.phases import CallbackFactory, done, train_head
 
 
 def build(cfg, data):

@@ -98,7 +98,7 @@ _ROWS = (
     # The project's own networks, for small images of any number of channels.
     BackboneSpec(
         name="compact_cnn",  # the default, with its training recipe in conf/backbone/
-        constructor="experiments.backbones.compact_cnn.base",
+        constructor="experiments.models.compact_cnn.base",
         preprocessing="unit",
         min_size=8,  # three 2x2 poolings
         default_size=28,
@@ -108,7 +108,7 @@ _ROWS = (
     ),
     BackboneSpec(
         name="custom_cnn",  # the reference report's network, exactly
-        constructor="experiments.backbones.custom_cnn.base",
+        constructor="experiments.models.custom_cnn.base",
         preprocessing="unit",
         min_size=18,  # three valid 3x3 convolutions and two poolings leave 1x1 at 18 pixels
         default_size=28,

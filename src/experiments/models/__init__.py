@@ -11,7 +11,7 @@ on cached features, and a logged model predicts from raw pixels with no outside 
 
 from __future__ import annotations
 
-from experiments.backbones.registry import BACKBONES, PREPROCESSING, BackboneSpec, names, spec
+from experiments.models.registry import BACKBONES, PREPROCESSING, BackboneSpec, names, spec
 
 __all__ = ["BACKBONES", "PREPROCESSING", "BackboneSpec", "build", "names", "spec"]
 
@@ -24,9 +24,9 @@ def build(cfg, input_shape: tuple[int, ...], num_classes: int, *, frozen_bn: boo
     """
     import keras
 
-    from experiments.augmentation import augmentation
-    from experiments.backbones import preprocessing
-    from experiments.backbones.weights import load_base
+    from experiments.models import preprocessing
+    from experiments.models.augmentation import augmentation
+    from experiments.models.weights import load_base
 
     row = spec(cfg.backbone.name)
     inputs = keras.Input(shape=input_shape, name="image")

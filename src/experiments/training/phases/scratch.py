@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from experiments import backbones
-from experiments.phases import CallbackFactory, compile_model, done, fit, total_steps
+from experiments import models as backbones
+from experiments.training.phases import CallbackFactory, compile_model, done, fit, total_steps
 
 
 def build(cfg, data):

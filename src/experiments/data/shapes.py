@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from experiments.datasets import Splits, image_folder
+from experiments.data import Splits, image_folder
 from experiments.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from types import ModuleType
 
-from experiments.phases import stream
+from experiments.data import stream
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ CallbackFactory = Callable[[str, int], list]
 
 
 def module(name: str) -> ModuleType:
-    return importlib.import_module(f"experiments.phases.{name}")
+    return importlib.import_module(f"experiments.training.phases.{name}")
 
 
 def compile_model(model, cfg, lr: float | None = None, steps: int | None = None) -> None:
@@ -28,7 +28,7 @@ def compile_model(model, cfg, lr: float | None = None, steps: int | None = None)
 
     ``steps``: the stage's total training steps, for a learning-rate schedule.
     """
-    from experiments import optimizers
+    from experiments.training import optimizers
 
     model.compile(
         optimizer=optimizers.build(cfg.optimizer, lr=lr, steps=steps),
@@ -145,7 +145,7 @@ def train_head(
     Otherwise its features are computed once and the head trains on them alone: the
     same result (the base is frozen and in inference mode), many times faster.
     """
-    from experiments.augmentation import is_active
+    from experiments.models.augmentation import is_active
 
     if initial_epoch >= epochs:
         return {}

@@ -13,11 +13,11 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from experiments import backbones
+from experiments import models as backbones
 from experiments.errors import ConfigError
 from experiments.metrics import lower_is_better
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 PHASES = ("scratch", "transfer", "finetune")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -31,7 +31,7 @@ MODEL_URI_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
 
 @dataclass
 class BackboneConfig:
-    name: str = MISSING  # a row of experiments.backbones.registry
+    name: str = MISSING  # a row of experiments.models.registry
     weights: str | None = None  # imagenet | null (random) | a weights file | runs:/<id>/model
     dropout: float = 0.0  # dropout before the classifier of the head
 

@@ -65,7 +65,8 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         import mlflow
 
-        from experiments import outbox, tracking
+        from experiments import tracking
+        from experiments.tracking import outbox
 
         uri = tracking.resolve_tracking_uri(config.mlflow.tracking_uri)
         outbox.use_short_retries(uri)  # a server gone by the summary: seconds, not minutes
@@ -95,7 +96,7 @@ class MlflowSweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         import mlflow
 
-        from experiments import summary
+        from experiments.reporting import summary
 
         sweep_dir = Path(config.hydra.sweep.dir)
         path = sweep_dir / PARENT_FILE

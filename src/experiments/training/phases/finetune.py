@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 
-from experiments import backbones
+from experiments import models as backbones
 from experiments.config import unfreeze_count
 from experiments.errors import ConfigError
-from experiments.phases import (
+from experiments.training.phases import (
     CallbackFactory,
     compile_model,
     done,

@@ -114,7 +114,7 @@ def _waited(tracker: Tracker, step: int, first_step: int) -> int:
 
 
 def _save_best(model, folder: Path, tracker: Tracker) -> None:
-    from experiments import checkpoints
+    from experiments.training import checkpoints
 
     checkpoints.save_model(model, folder / checkpoints.BEST)
     checkpoints.write_atomically(folder / BEST_STATE, json.dumps(tracker.state()).encode())
@@ -147,7 +147,7 @@ def restore(model, tracker: Tracker, last_step: int, folder: Path | None) -> boo
         for variable, value in tracker.snapshot:
             variable.assign(value)
     else:  # a resumed run whose best epoch came before the interruption
-        from experiments import checkpoints
+        from experiments.training import checkpoints
 
         model.load_weights(folder / checkpoints.BEST)
     log.info(

@@ -61,7 +61,7 @@ def init_store(uri: str, experiment_name: str) -> str:
     if db is not None and not db.parent.is_dir():
         raise TrackingError(f"mlflow.tracking_uri={uri}: folder {db.parent} does not exist")
     if db is not None:  # the database and the artifacts beside it: writable, or stop now
-        from experiments.outputs import ensure_writable
+        from experiments.commands.outputs import ensure_writable
 
         remedy = "point mlflow.tracking_uri to a writable folder"
         ensure_writable(db.parent, "mlflow.tracking_uri", remedy)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from experiments import checkpoints, tracking
+from experiments import tracking
+from experiments.training import checkpoints
 
 log = logging.getLogger(__name__)
 

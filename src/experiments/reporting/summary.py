@@ -13,8 +13,8 @@ import io
 import tempfile
 from pathlib import Path
 
-from experiments import aggregate, stats
 from experiments.metrics import lower_is_better, sort_key
+from experiments.reporting import aggregate, stats
 
 # (column, where it comes from): tag, param, metric or run info
 COLUMNS = [
@@ -162,7 +162,7 @@ def write_files(client, table: list[dict], metric: str, folder: Path) -> list[Pa
     """The table as CSV and Markdown, a bar chart of test accuracy, the validation curves."""
     import matplotlib.pyplot as plt
 
-    from experiments import reports
+    from experiments.reporting import reports
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "comparison.csv").write_text(to_csv(table))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.datasets import Splits, hold_out
-from experiments.datasets.images import IMAGE_SUFFIXES, decode, is_image_file
+from experiments.data import Splits, hold_out
+from experiments.data.images import IMAGE_SUFFIXES, decode, is_image_file
 from experiments.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

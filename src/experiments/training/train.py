@@ -13,27 +13,18 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from experiments import (
-    backbones,
-    best_epoch,
-    checkpoints,
-    cluster,
-    datasets,
-    outbox,
-    outputs,
-    phases,
-    precision,
-    provenance,
-    reports,
-    resume,
-    runtime,
-    sweep,
-    tracking,
-)
+from experiments import data as datasets
+from experiments import models as backbones
+from experiments import tracking
+from experiments.commands import outputs, sweep
 from experiments.config import flatten, validate
+from experiments.data import stream
 from experiments.errors import TrackingError, TrainingError
 from experiments.metrics import epoch_metric
-from experiments.phases import stream
+from experiments.reporting import reports
+from experiments.tracking import outbox, provenance
+from experiments.training import best_epoch, checkpoints, cluster, phases, precision, resume
+from experiments.training import hardware as runtime
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,123 @@
+"""``python -m experiments.compare``: the runs of an experiment or a sweep, side by side.
+
+Prints the table in the terminal and writes it, with a bar chart of test accuracy and the
+validation curves of every run on one plot, to ``output_dir`` and to MLflow, on a comparison
+run of its own (a child of the sweep's parent when ``parent=`` is given).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experiments.commands.cli_args import parse, run_command
+from experiments.errors import ConfigError, TrackingError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MlflowArgs:
+    tracking_uri: str | None = None  # null = $MLFLOW_TRACKING_URI, else ./mlflow.db
+    experiment_name: str = "experiments"
+
+
+@dataclass
+class CompareArgs:
+    parent: str | None = None  # a sweep's parent run id: compare its children
+    filter: str | None = None  # an MLflow filter string, e.g. "tags.backbone = 'vgg16'"
+    metric: str = "val_accuracy"  # sort by it, best first (its best epoch for val_*)
+    output_dir: str = "comparison"  # where the table and the plots are written
+    log: bool = True  # also log them to MLflow
+    register_as: str | None = None  # register the best run's model under this name (@champion)
+    mlflow: MlflowArgs = field(default_factory=MlflowArgs)
+
+
+def select_runs(client, experiment_id: str, parent: str | None, filter_string: str | None):
+    """Training runs (no sweeps, no comparisons) matching the selection."""
+    from mlflow.exceptions import MlflowException
+
+    clauses = ["tags.`experiments.kind` IS NULL"]
+    if parent:
+        clauses.append(f"tags.`mlflow.parentRunId` = '{parent}'")
+    if filter_string:
+        clauses.append(filter_string)  # MLflow's filter grammar has AND only
+    try:
+        return client.search_runs([experiment_id], " AND ".join(clauses), max_results=5000)
+    except MlflowException as exc:
+        if exc.error_code != "INVALID_PARAMETER_VALUE":
+            raise
+        raise ConfigError("filter", str(exc).splitlines()[0]) from exc
+
+
+def _compare(argv: list[str]) -> int:
+    cfg = parse(argv, CompareArgs, "experiments.compare")
+    import mlflow
+
+    from experiments import tracking
+    from experiments.reporting import summary
+
+    uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    shown = tracking.redact(uri)
+    db = tracking.sqlite_path(uri)
+    if db is not None and not db.is_file():  # MLflow would create an empty store here
+        raise TrackingError(f"no MLflow store at {shown}: set mlflow.tracking_uri= or run here")
+    client = mlflow.MlflowClient(uri)
+    if parent := cfg.parent:
+        try:
+            experiment_id = client.get_run(parent).info.experiment_id
+        except Exception as exc:
+            raise ConfigError("parent", f"no run {parent} in {shown}") from exc
+    else:
+        experiment = client.get_experiment_by_name(cfg.mlflow.experiment_name)
+        if experiment is None:
+            raise TrackingError(
+                f"mlflow.experiment_name={cfg.mlflow.experiment_name}: no such experiment in {uri}"
+            )
+        experiment_id = experiment.experiment_id
+    runs = select_runs(client, experiment_id, cfg.parent, cfg.filter)
+    if not runs:
+        raise ConfigError("filter", f"no runs to compare in {shown} for this selection")
+    table = summary.rows(runs, cfg.metric)
+    print(summary.to_text(table, cfg.metric))
+    print(summary.configurations_text(table, cfg.metric))
+    paths = summary.write_files(client, table, cfg.metric, Path(cfg.output_dir))
+    print(f"\nWrote {', '.join(str(p) for p in paths)}")
+    problems: list[str] = []
+    if cfg.log or cfg.register_as:
+        target = _comparison_run(client, experiment_id, cfg)
+        try:
+            summary.log_to_run(client, target, table, cfg.metric)
+            if cfg.register_as:
+                where = {"run_id": target, "tracking_uri": uri}
+                problems = summary.register_best(client, where, table, cfg.metric, cfg.register_as)
+        except BaseException:
+            client.set_terminated(target, "FAILED")
+            raise
+        client.set_terminated(target, "FINISHED")
+        print(f"Logged to run {target} in {shown}")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 2 if problems else 0
+
+
+def _comparison_run(client, experiment_id: str, cfg) -> str:
+    """A run of its own for the comparison; under the sweep's parent when ``parent=`` is given."""
+    from experiments.tracking import default_tags
+
+    tags = {"experiments.kind": "comparison", "filter": cfg.filter or "", "metric": cfg.metric}
+    if cfg.parent:
+        tags["mlflow.parentRunId"] = cfg.parent
+    name = time.strftime("compare-%Y%m%d-%H%M%S")
+    return client.create_run(experiment_id, run_name=name, tags=default_tags(tags)).info.run_id
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_command(_compare, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""``python -m experiments.predict model=... inputs=...``: classify image files with a logged model.
+
+MLflow and TensorFlow are imported inside the functions, so that ``--help`` and a rejected
+command line answer at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from experiments.commands import quiet
+from experiments.commands.cli_args import parse, run_command
+from experiments.data import images, stream
+from experiments.errors import ConfigError
+
+# TensorFlow's C++ start-up chatter would bury the one-line errors this command prints.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+OUTPUTS = ("text", "json")
+USAGE = """\
+usage: python -m experiments.predict model=<model> inputs=<image file or folder> [key=value ...]
+
+Print the most probable classes of each image, as a model logged by a training run sees them.
+
+keys (default):
+  model (required)           runs:/<run_id>/model, models:/<name>/<version>, or a model folder
+  inputs (required)          an image file, or a folder: its image files, recursively, sorted
+  top_k=4                    classes printed per image
+  output=text                text (the reference report's format) or json (one document)
+  timing=false               print the model's load time and the images per second on stderr
+  mlflow.tracking_uri=null   store of runs:/ and models:/ URIs; null = $MLFLOW_TRACKING_URI,
+                             else sqlite:///<cwd>/mlflow.db
+
+exit status: 0 every image predicted, 1 some image could not be decoded (the others are
+still predicted), 2 a bad argument, model or inputs path"""
+# Images are decoded as uint8 and converted to float32 this many at a time: one call per chunk
+# instead of one per image, with memory bounded however large the folder.
+CHUNK = 256
+BATCH = 128  # images per forward pass: larger batches amortise the per-call overhead
+
+
+@dataclass
+class MlflowArgs:
+    tracking_uri: str | None = None
+
+
+@dataclass
+class PredictArgs:
+    model: str  # no default: OmegaConf marks it missing, and _check names it
+    inputs: str
+    top_k: int = 4
+    output: str = "text"
+    timing: bool = False
+    mlflow: MlflowArgs = field(default_factory=MlflowArgs)
+
+
+def load_model(uri: str, tracking_uri: str):
+    """The Keras model at ``uri`` (``runs:/``, ``models:/`` or a folder), loaded safely."""
+    import mlflow
+
+    from experiments.tracking import load_logged_model, sqlite_path
+
+    if not urlparse(uri).scheme and not Path(uri).exists():
+        raise ConfigError(f"model={uri}", "no such folder, and not a runs:/ or models:/ URI")
+    db = sqlite_path(tracking_uri)
+    if uri.startswith(("runs:/", "models:/")) and db is not None and not db.is_file():
+        # MLflow would create an empty database here and then report the run as missing.
+        raise ConfigError(
+            f"model={uri}",
+            f"no MLflow store at {tracking_uri}; set mlflow.tracking_uri= or $MLFLOW_TRACKING_URI",
+        )
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        keras_model, description = load_logged_model(uri, key=f"model={uri}")
+    except ConfigError as exc:
+        raise ConfigError(f"model={uri}", str(exc).split(": ", 1)[1]) from None
+    model = _SafeModel(keras_model, description)
+    input_shape(model, uri)  # fail now, before any image is read, if the input is not an image
+    return model
+
+
+class _SafeModel:
+    """A Keras model loaded in safe mode, with its MLmodel description as ``metadata``."""
+
+    def __init__(self, keras_model, description):
+        self.keras_model, self.metadata = keras_model, description
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(stream.predict(self.keras_model, batch, BATCH))
+
+
+def input_shape(model, uri: str = "model") -> tuple[int, int]:
+    """``(size, channels)`` from the signature's ``(-1, size, size, channels)`` image tensor."""
+    schema = model.metadata.get_input_schema()
+    if schema is None or not schema.is_tensor_spec():
+        raise ConfigError(f"model={uri}", "has no tensor input signature: cannot tell image size")
+    shape = tuple(schema.inputs[0].shape)
+    if len(shape) != 4 or shape[1] != shape[2] or shape[1] < 1 or shape[3] not in (1, 3):
+        raise ConfigError(
+            f"model={uri}", f"input shape {shape} is not (-1, size, size, 1 or 3) images"
+        )
+    return shape[1], shape[3]
+
+
+def class_names(model, count: int) -> list[str]:
+    """The class names logged with the model, or ``class 0``, ``class 1``... without them."""
+    names = (model.metadata.metadata or {}).get("class_names")
+    if names and len(names) == count:
+        return [str(name) for name in names]
+    return [f"class {i}" for i in range(count)]
+
+
+def list_inputs(inputs: str) -> list[Path]:
+    """``inputs`` itself if a file, else the image files under it, sorted; hidden ones skipped."""
+    root = Path(inputs)
+    if root.is_file():
+        return [root]  # named explicitly: tried whatever its suffix
+    if not root.is_dir():
+        raise ConfigError(f"inputs={inputs}", "no such file or folder")
+    paths = sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file()
+        and images.is_image_file(path)
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    )
+    if not paths:
+        suffixes = " ".join(sorted(images.IMAGE_SUFFIXES))
+        raise ConfigError(f"inputs={inputs}", f"no image files in this folder ({suffixes})")
+    return paths
+
+
+def predict_files(model, paths: list[Path], top_k: int) -> list[dict]:
+    """Per path ``{"input", "predictions": [{"class", "probability"}, ...]}`` or ``"error"``."""
+    outcomes = _probabilities(model, paths)
+    names = _names_for(model, outcomes)
+    return [
+        _entry(path, outcome, names, top_k) for path, outcome in zip(paths, outcomes, strict=True)
+    ]
+
+
+def _probabilities(model, paths: list[Path], clock: dict | None = None) -> list[np.ndarray | str]:
+    """Each path's class probabilities, or the reason it could not be decoded.
+
+    ``clock`` (when given) receives the seconds spent decoding and predicting.
+    """
+    clock = {} if clock is None else clock
+    started = time.perf_counter()
+    size, channels = input_shape(model)
+    outcomes: list[np.ndarray | str] = []
+    decoded: list[tuple[int, np.ndarray]] = []
+    for path in paths:
+        pixels, reason = _decode(path, size, channels)
+        if pixels is None:
+            outcomes.append(reason)
+        else:
+            decoded.append((len(outcomes), pixels))
+            outcomes.append("")  # replaced by the probabilities below
+    clock["decode_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    for start in range(0, len(decoded), CHUNK):
+        chunk = decoded[start : start + CHUNK]
+        batch = np.stack([pixels for _, pixels in chunk]).astype(np.float32)
+        # Keras' progress bar writes to stdout, which holds the results (and the JSON document).
+        with contextlib.redirect_stdout(io.StringIO()):
+            probs = np.asarray(model.predict(batch), dtype=np.float64)
+        for (index, _), row in zip(chunk, probs.reshape(len(chunk), -1), strict=True):
+            outcomes[index] = row
+    clock["predict_s"] = time.perf_counter() - started
+    clock["images"] = len(decoded)
+    return outcomes
+
+
+def _decode(path: Path, size: int, channels: int) -> tuple[np.ndarray | None, str]:
+    """``images.decode``'s array, or None with its reason, caught instead of logged twice."""
+    reasons = _Reasons()
+    logger = images.log
+    logger.addHandler(reasons)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        pixels = images.decode(path, size, channels)
+    finally:
+        logger.removeHandler(reasons)
+        logger.propagate = propagate
+    reason = "cannot decode image"
+    if pixels is None and reasons.detail:
+        reason += f" ({reasons.detail})"
+    return pixels, reason
+
+
+class _Reasons(logging.Handler):
+    """Keeps the reason ``images.decode`` logs for a file it skips."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.detail = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # decode logs "Skipping %s: %s" with the reason last; keep only that.
+        detail = str(record.args[-1]) if record.args else record.getMessage()
+        prefix = "cannot decode it ("
+        if detail.startswith(prefix) and detail.endswith(")"):
+            detail = detail[len(prefix) : -1]
+        self.detail = detail
+
+
+def _names_for(model, outcomes: list[np.ndarray | str]) -> list[str]:
+    count = next((len(o) for o in outcomes if isinstance(o, np.ndarray)), 0)
+    return class_names(model, count)
+
+
+def _entry(path: Path, outcome: np.ndarray | str, names: list[str], top_k: int) -> dict:
+    if isinstance(outcome, str):
+        return {"input": str(path), "error": outcome}
+    ranked = np.argsort(outcome)[::-1][: min(top_k, len(names))]
+    predictions = [{"class": names[c], "probability": round(float(outcome[c]), 6)} for c in ranked]
+    return {"input": str(path), "predictions": predictions}
+
+
+def _check(cfg) -> None:
+    """Required keys present, ``top_k`` and ``output`` in range; before anything slow."""
+    for key, example in (
+        ("model", "model=runs:/<run_id>/model, models:/<name>/<version> or a model folder"),
+        ("inputs", "inputs=<image file or folder>"),
+    ):
+        if OmegaConf.is_missing(cfg, key) or not cfg[key]:
+            raise ConfigError(key, f"is required, e.g. {example}")
+    if cfg.top_k < 1:
+        raise ConfigError("top_k", f"must be >= 1, got {cfg.top_k}")
+    if cfg.output not in OUTPUTS:
+        raise ConfigError("output", f"must be one of {', '.join(OUTPUTS)}, got {cfg.output!r}")
+
+
+def _predict(argv: list[str]) -> int:
+    """The command: 0 if every image was predicted, 1 if any could not be decoded."""
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(USAGE)  # on stdout with status 0, as --help should: not cli_args' SystemExit
+        return 0
+    cfg = parse(argv, PredictArgs, "experiments.predict")
+    _check(cfg)
+    from experiments.reporting.reports import (
+        format_top_k,  # matplotlib: not for a rejected command line
+    )
+    from experiments.tracking import resolve_tracking_uri
+
+    paths = list_inputs(cfg.inputs)
+    quiet.import_tensorflow()  # without its start-up notes
+    started = time.perf_counter()
+    model = load_model(cfg.model, resolve_tracking_uri(cfg.mlflow.tracking_uri))
+    clock = {"load_s": time.perf_counter() - started}
+    outcomes = _probabilities(model, paths, clock)
+    if cfg.timing:
+        n, busy = clock["images"], clock["decode_s"] + clock["predict_s"]
+        print(
+            f"timing: model loaded in {clock['load_s']:.2f} s; {n} images decoded in "
+            f"{clock['decode_s']:.2f} s and predicted in {clock['predict_s']:.2f} s: "
+            f"{n / max(busy, 1e-9):.0f} images/s after loading",
+            file=sys.stderr,
+        )
+    names = _names_for(model, outcomes)
+    for path, outcome in zip(paths, outcomes, strict=True):
+        if isinstance(outcome, str):
+            print(f"error: {path}: {outcome}", file=sys.stderr)
+    if cfg.output == "json":
+        entries = [
+            _entry(path, o, names, cfg.top_k) for path, o in zip(paths, outcomes, strict=True)
+        ]
+        print(json.dumps(entries, indent=2))
+    else:
+        blocks = [
+            f"{path}\n{format_top_k(o, names, cfg.top_k)}"
+            for path, o in zip(paths, outcomes, strict=True)
+            if isinstance(o, np.ndarray)
+        ]
+        if blocks:
+            print("\n\n".join(blocks))
+    return 1 if any(isinstance(o, str) for o in outcomes) else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m experiments.predict key=value ...``; exits 0, 1 (an image failed) or 2."""
+    run_command(_predict, argv)
+
+
+if __name__ == "__main__":
+    main()
