@@ -56,22 +56,42 @@ def main() -> None:
     keras.utils.set_random_seed(args.seed)
     if args.deterministic:
         tf.config.experimental.enable_op_determinism()
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Rescaling(1.0 / 255),
-        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
-        layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(),
-        layers.Conv2D(64, 3, activation="relu"), layers.Flatten(),
-        layers.Dense(64, activation="relu"), layers.Dense(10, activation="softmax"),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Rescaling(1.0 / 255),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     fit_started = time.perf_counter()
-    model.fit(x[train].astype("float32"), y[train], validation_data=(x[val].astype("float32"),
-              y[val]), epochs=args.epochs, batch_size=args.batch_size, verbose=0)  # fmt: skip
+    model.fit(
+        x[train].astype("float32"),
+        y[train],
+        validation_data=(x[val].astype("float32"), y[val]),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        verbose=0,
+    )
     fit_s = time.perf_counter() - fit_started
     loss, accuracy = model.evaluate(x_test.astype("float32"), y_test, batch_size=256, verbose=0)
-    print(json.dumps({"fit_s": fit_s, "wall_s": time.perf_counter() - STARTED,
-                      "test_accuracy": accuracy, "params": model.count_params()}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "fit_s": fit_s,
+                "wall_s": time.perf_counter() - STARTED,
+                "test_accuracy": accuracy,
+                "params": model.count_params(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

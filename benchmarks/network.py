@@ -23,11 +23,24 @@ GOAL_ACC, AIM_ACC, MAX_PARAMS = 0.930, 0.935, 150_000
 
 def reference(epochs: int, limit: int | None) -> dict:
     extra = ["--limit", str(limit)] if limit else []
-    wall, result = run([str(ROOT / "benchmarks" / "bare_keras.py"), "--epochs", str(epochs),
-                        "--batch-size", "32", *extra], ROOT)  # fmt: skip
+    wall, result = run(
+        [
+            str(ROOT / "benchmarks" / "bare_keras.py"),
+            "--epochs",
+            str(epochs),
+            "--batch-size",
+            "32",
+            *extra,
+        ],
+        ROOT,
+    )
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    return {"train_s": out["fit_s"], "wall_s": wall, "acc": out["test_accuracy"],
-            "params": out["params"]}  # fmt: skip
+    return {
+        "train_s": out["fit_s"],
+        "wall_s": wall,
+        "acc": out["test_accuracy"],
+        "params": out["params"],
+    }
 
 
 def default_network(seed: int, overrides: list[str]) -> dict:
@@ -35,20 +48,32 @@ def default_network(seed: int, overrides: list[str]) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "mlflow.db"
-        wall, _ = run(["-m", "experiments", f"seed={seed}", "trainer.verbose=0", *overrides,
-                       f"mlflow.tracking_uri=sqlite:///{store}"], Path(tmp))  # fmt: skip
+        wall, _ = run(
+            [
+                "-m",
+                "experiments",
+                f"seed={seed}",
+                "trainer.verbose=0",
+                *overrides,
+                f"mlflow.tracking_uri=sqlite:///{store}",
+            ],
+            Path(tmp),
+        )
         client = mlflow.MlflowClient(f"sqlite:///{store}")
         found = client.search_runs([client.get_experiment_by_name("experiments").experiment_id])
         run_ = found[0]
-    return {"train_s": run_.data.metrics["train_time_s"], "wall_s": wall,
-            "acc": run_.data.metrics["test_accuracy"],
-            "params": int(run_.data.metrics["total_params"]),
-            "backbone": run_.data.params["backbone.name"],
-            "epochs": run_.data.params["trainer.epochs"],
-            "batch": run_.data.params["trainer.batch_size"],
-            "precision": run_.data.params.get("runtime.precision", "float32"),
-            "asked": run_.data.params.get("trainer.precision", "float32"),
-            "why": run_.data.params.get("runtime.precision_reason", "")}  # fmt: skip
+    return {
+        "train_s": run_.data.metrics["train_time_s"],
+        "wall_s": wall,
+        "acc": run_.data.metrics["test_accuracy"],
+        "params": int(run_.data.metrics["total_params"]),
+        "backbone": run_.data.params["backbone.name"],
+        "epochs": run_.data.params["trainer.epochs"],
+        "batch": run_.data.params["trainer.batch_size"],
+        "precision": run_.data.params.get("runtime.precision", "float32"),
+        "asked": run_.data.params.get("trainer.precision", "float32"),
+        "why": run_.data.params.get("runtime.precision_reason", ""),
+    }
 
 
 def measure(quick: bool = False) -> dict:
@@ -72,12 +97,18 @@ def section(r: dict) -> str:
     runs = ", ".join(f"{x['train_s']:.1f}" for x in new)
     each = ", ".join(f"{a:.4f}" for a in accs)
     checks = [
-        ("test accuracy (mean of seeds) >= 0.930", mean_acc >= GOAL_ACC,
-         f"{mean_acc:.4f}" + ("" if mean_acc >= GOAL_ACC else f", short by {short:.4f}")),
+        (
+            "test accuracy (mean of seeds) >= 0.930",
+            mean_acc >= GOAL_ACC,
+            f"{mean_acc:.4f}" + ("" if mean_acc >= GOAL_ACC else f", short by {short:.4f}"),
+        ),
         ("parameters <= 150,000", first["params"] <= MAX_PARAMS, f"{first['params']:,}"),
-        ("training time <= the reference's", train <= ref["train_s"],
-         f"{train:.1f} s against {ref['train_s']:.1f} s (ratio {train / ref['train_s']:.2f})"),
-    ]  # fmt: skip
+        (
+            "training time <= the reference's",
+            train <= ref["train_s"],
+            f"{train:.1f} s against {ref['train_s']:.1f} s (ratio {train / ref['train_s']:.2f})",
+        ),
+    ]
     lines = [
         "## 1. A better default network for Fashion-MNIST",
         "",

@@ -26,10 +26,19 @@ def framework(epochs: int, limit: int | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "mlflow.db"
         extra = [f"dataset.limit={limit}"] if limit else []
-        wall, _ = run(["-m", "experiments", "backbone=custom_cnn", f"trainer.epochs={epochs}",
-                       "trainer.batch_size=32",
-                       "trainer.verbose=0", *extra, f"mlflow.tracking_uri=sqlite:///{store}"],
-                      Path(tmp))  # fmt: skip
+        wall, _ = run(
+            [
+                "-m",
+                "experiments",
+                "backbone=custom_cnn",
+                f"trainer.epochs={epochs}",
+                "trainer.batch_size=32",
+                "trainer.verbose=0",
+                *extra,
+                f"mlflow.tracking_uri=sqlite:///{store}",
+            ],
+            Path(tmp),
+        )
         client = mlflow.MlflowClient(f"sqlite:///{store}")
         found = client.search_runs([client.get_experiment_by_name("experiments").experiment_id])
         metrics = found[0].data.metrics
@@ -38,8 +47,18 @@ def framework(epochs: int, limit: int | None) -> dict:
 
 def bare(epochs: int, limit: int | None) -> dict:
     extra = ["--limit", str(limit)] if limit else []
-    wall, result = run([str(ROOT / "benchmarks" / "bare_keras.py"), "--epochs", str(epochs),
-                        "--batch-size", "32", "--deterministic", *extra], ROOT)  # fmt: skip
+    wall, result = run(
+        [
+            str(ROOT / "benchmarks" / "bare_keras.py"),
+            "--epochs",
+            str(epochs),
+            "--batch-size",
+            "32",
+            "--deterministic",
+            *extra,
+        ],
+        ROOT,
+    )
     out = json.loads(result.stdout.strip().splitlines()[-1])
     return {"train_s": out["fit_s"], "wall_s": wall, "acc": out["test_accuracy"]}
 

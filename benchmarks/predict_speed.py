@@ -39,24 +39,48 @@ def measure(count: int = 1000, repeats: int = 3, backbone: str | None = None) ->
         work = Path(tmp)
         store = work / "mlflow.db"
         extra = [f"backbone={backbone}"] if backbone else []
-        run(["-m", "experiments", *extra, "dataset.limit=2000", "trainer.epochs=1",
-             "trainer.verbose=0", f"mlflow.tracking_uri=sqlite:///{store}"], work)  # fmt: skip
+        run(
+            [
+                "-m",
+                "experiments",
+                *extra,
+                "dataset.limit=2000",
+                "trainer.epochs=1",
+                "trainer.verbose=0",
+                f"mlflow.tracking_uri=sqlite:///{store}",
+            ],
+            work,
+        )
         _, trained = last_run(store)
         write_images(work / "images", count)
         rows = []
         for _ in range(repeats):
             wall, result = run(
-                ["-m", "experiments.predict", f"model=runs:/{trained.info.run_id}/model",
-                 f"inputs={work / 'images'}", "output=json", "timing=true",
-                 f"mlflow.tracking_uri=sqlite:///{store}"], work,
-            )  # fmt: skip
+                [
+                    "-m",
+                    "experiments.predict",
+                    f"model=runs:/{trained.info.run_id}/model",
+                    f"inputs={work / 'images'}",
+                    "output=json",
+                    "timing=true",
+                    f"mlflow.tracking_uri=sqlite:///{store}",
+                ],
+                work,
+            )
             found = TIMING.search(result.stderr)
             if not found:
                 raise SystemExit(f"no timing line:\n{result.stderr[-2000:]}")
             load, n, decode, predict, rate = found.groups()
-            rows.append({"load_s": float(load), "images": int(n), "decode_s": float(decode),
-                         "predict_s": float(predict), "rate": float(rate),
-                         "wall_s": wall})  # fmt: skip
+            rows.append(
+                {
+                    "load_s": float(load),
+                    "images": int(n),
+                    "decode_s": float(decode),
+                    "predict_s": float(predict),
+                    "rate": float(rate),
+                    "wall_s": wall,
+                }
+            )
     return {
         "backbone": trained.data.params.get("backbone.name"),
         "images": rows[0]["images"],
@@ -70,18 +94,20 @@ def measure(count: int = 1000, repeats: int = 3, backbone: str | None = None) ->
 
 
 def section(r: dict) -> str:
-    return "\n".join([
-        "## 5. Prediction",
-        "",
-        f"`python -m experiments.predict` on a folder of {r['images']} PNG files (Fashion-MNIST "
-        f"test images), model `{r['backbone']}` from `runs:/`, median of {r['repeats']} runs:",
-        "",
-        "| model load (s) | decoding (s) | batched prediction (s) | images/s after loading | "
-        "whole command (s) |",
-        "|---:|---:|---:|---:|---:|",
-        f"| {r['load_s']:.2f} | {r['decode_s']:.2f} | {r['predict_s']:.2f} | {r['rate']:.0f} | "
-        f"{r['wall_s']:.1f} |",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "## 5. Prediction",
+            "",
+            f"`python -m experiments.predict` on a folder of {r['images']} PNG files "
+            f"(Fashion-MNIST test images), model `{r['backbone']}` from `runs:/`, median of {r['repeats']} runs:",
+            "",
+            "| model load (s) | decoding (s) | batched prediction (s) | images/s after loading | "
+            "whole command (s) |",
+            "|---:|---:|---:|---:|---:|",
+            f"| {r['load_s']:.2f} | {r['decode_s']:.2f} | {r['predict_s']:.2f} | {r['rate']:.0f} | "
+            f"{r['wall_s']:.1f} |",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -62,9 +62,11 @@ def main() -> None:
         sections.append(PARTS[name](args.quick))
         print(sections[-1] + "\n", flush=True)
     minutes = (time.perf_counter() - started) / 60
-    command = (f"`python benchmarks/run_all.py{' --quick' if args.quick else ''}"
-               f"{'' if args.only == ','.join(PARTS) else ' --only ' + args.only}` "
-               f"({minutes:.0f} min)")  # fmt: skip
+    command = (
+        f"`python benchmarks/run_all.py{' --quick' if args.quick else ''}"
+        f"{'' if args.only == ','.join(PARTS) else ' --only ' + args.only}` "
+        f"({minutes:.0f} min)"
+    )
     stamp = f"*Measured {datetime.date.today().isoformat()} by {command} on {machine()}.*"
     parts = {name: f"{stamp}\n\n{text}" for name, text in zip(chosen, sections, strict=True)}
     if args.quick and args.output is None:
@@ -89,8 +91,10 @@ _PART = re.compile(r"<!-- part: (?P<name>\w+) -->\n(?P<body>.*?)<!-- /part -->\n
 
 def merge(previous: str, kind: str, parts: dict[str, str]) -> str:
     """``previous`` RESULTS.md with ``parts`` written into the section of CPU ``kind``."""
-    sections = {m["kind"]: {p["name"]: p["body"] for p in _PART.finditer(m["body"])}
-                for m in _SECTION.finditer(previous)}  # fmt: skip
+    sections = {
+        m["kind"]: {p["name"]: p["body"] for p in _PART.finditer(m["body"])}
+        for m in _SECTION.finditer(previous)
+    }
     sections.setdefault(kind, {}).update({name: demote(body) for name, body in parts.items()})
     text = [INTRO]
     for cpu, found in sections.items():

@@ -28,10 +28,18 @@ LAUNCHERS = {
 def sweep_seconds(launcher: list[str], limit: int, epochs: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         command = [
-            sys.executable, "-m", "experiments", "-m", *launcher, "optimizer.lr=1e-3,1e-4",
-            f"dataset.limit={limit}", f"trainer.epochs={epochs}", "trainer.verbose=0",
-            "mlflow.log_model=false", f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "experiments",
+            "-m",
+            *launcher,
+            "optimizer.lr=1e-3,1e-4",
+            f"dataset.limit={limit}",
+            f"trainer.epochs={epochs}",
+            "trainer.verbose=0",
+            "mlflow.log_model=false",
+            f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db",
+        ]
         started = time.perf_counter()
         result = subprocess.run(command, cwd=tmp, capture_output=True, text=True)
         elapsed = time.perf_counter() - started

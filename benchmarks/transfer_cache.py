@@ -30,19 +30,34 @@ def transfer_epochs(
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "mlflow.db"
         wall, _ = run(
-            ["-m", "experiments", f"backbone={backbone}", "backbone.weights=null",
-             "phase=transfer", f"phase.cache_features={str(cached).lower()}", "dataset=shapes",
-             f"dataset.image_size={image_size}", f"dataset.per_class={per_class}",
-             f"dataset.root={Path(tmp) / 'shapes'}", f"trainer.epochs={epochs}",
-             "trainer.batch_size=32", "trainer.verbose=0", "mlflow.log_model=false",
-             f"mlflow.tracking_uri=sqlite:///{store}"], Path(tmp),
-        )  # fmt: skip
+            [
+                "-m",
+                "experiments",
+                f"backbone={backbone}",
+                "backbone.weights=null",
+                "phase=transfer",
+                f"phase.cache_features={str(cached).lower()}",
+                "dataset=shapes",
+                f"dataset.image_size={image_size}",
+                f"dataset.per_class={per_class}",
+                f"dataset.root={Path(tmp) / 'shapes'}",
+                f"trainer.epochs={epochs}",
+                "trainer.batch_size=32",
+                "trainer.verbose=0",
+                "mlflow.log_model=false",
+                f"mlflow.tracking_uri=sqlite:///{store}",
+            ],
+            Path(tmp),
+        )
         client = mlflow.MlflowClient(f"sqlite:///{store}")
         experiment = client.get_experiment_by_name("experiments")
         found = client.search_runs([experiment.experiment_id])[0]
-        times = [m.value for m in sorted(client.get_metric_history(found.info.run_id,
-                                                                   "epoch_time_s"),
-                                         key=lambda m: m.step)]  # fmt: skip
+        times = [
+            m.value
+            for m in sorted(
+                client.get_metric_history(found.info.run_id, "epoch_time_s"), key=lambda m: m.step
+            )
+        ]
     return {
         "epoch_s": median(times[1:] if len(times) > 1 else times),
         "times": times,

@@ -11,8 +11,8 @@ import pytest
 from helpers import run_cli
 from PIL import Image
 
-from experiments import tracking
 from experiments.reporting import aggregate, stats, summary
+from experiments.tracking import store
 
 
 def test_wilson_interval_follows_the_test_set_size():
@@ -62,7 +62,7 @@ def make_runs(client, experiment_id, results: dict[str, list[float]], test_size=
                 "data.val_size": 6000,
                 "mlflow.run_name": "x",
             }
-            for key, value in params.items():  # fmt: skip
+            for key, value in params.items():
                 client.log_param(run_id, key, value)
             client.log_metric(run_id, "test_accuracy", accuracy)
             client.log_metric(run_id, "best_val_accuracy", accuracy + 0.01)
@@ -71,16 +71,23 @@ def make_runs(client, experiment_id, results: dict[str, list[float]], test_size=
 
 def test_configurations_aggregate_seeds_and_mark_which_match_the_best(store_uri):
     client = mlflow.MlflowClient(store_uri)
-    experiment_id = tracking.init_store(store_uri, "t")
-    make_runs(client, experiment_id, {
-        "0.001": [0.900, 0.910, 0.920], "0.003": [0.905, 0.912, 0.919],
-        "0.01": [0.800, 0.810, 0.830],
-    })  # fmt: skip
+    experiment_id = store.init_store(store_uri, "t")
+    make_runs(
+        client,
+        experiment_id,
+        {
+            "0.001": [0.900, 0.910, 0.920],
+            "0.003": [0.905, 0.912, 0.919],
+            "0.01": [0.800, 0.810, 0.830],
+        },
+    )
     table = summary.rows(client.search_runs([experiment_id]), "test_accuracy")
     groups = aggregate.configurations(table, "test_accuracy")
     assert [g["label"] for g in groups] == [
-        "optimizer.lr=0.003", "optimizer.lr=0.001", "optimizer.lr=0.01"
-    ]  # fmt: skip
+        "optimizer.lr=0.003",
+        "optimizer.lr=0.001",
+        "optimizer.lr=0.01",
+    ]
     first = groups[0]["test_accuracy"]
     assert (first.n, round(first.mean, 4), round(first.std, 4)) == (3, 0.912, 0.007)
     assert (first.low, first.high) == (0.905, 0.919)
@@ -96,7 +103,7 @@ def test_configurations_aggregate_seeds_and_mark_which_match_the_best(store_uri)
 
 def test_single_runs_are_compared_on_their_test_counts(store_uri):
     client = mlflow.MlflowClient(store_uri)
-    experiment_id = tracking.init_store(store_uri, "t")
+    experiment_id = store.init_store(store_uri, "t")
     make_runs(client, experiment_id, {"0.001": [17 / 18], "0.01": [15 / 18]}, test_size=18)
     table = summary.rows(client.search_runs([experiment_id]), "test_accuracy")
     groups = aggregate.configurations(table, "test_accuracy")
@@ -110,10 +117,18 @@ def test_a_seed_sweep_is_aggregated_and_its_winner_registered_then_served(
     workdir, store_uri, fashion_dir
 ):
     result = run_cli(
-        "-m", "seed=1,2", "optimizer.lr=1e-3,3e-2", "backbone=custom_cnn", "dataset.limit=300",
-        "trainer.epochs=1", "trainer.verbose=0", "mlflow.samples=0",
-        "mlflow.register_as=fashion", f"mlflow.tracking_uri={store_uri}", cwd=workdir,
-    )  # fmt: skip
+        "-m",
+        "seed=1,2",
+        "optimizer.lr=1e-3,3e-2",
+        "backbone=custom_cnn",
+        "dataset.limit=300",
+        "trainer.epochs=1",
+        "trainer.verbose=0",
+        "mlflow.samples=0",
+        "mlflow.register_as=fashion",
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 configuration(s), runs that differ only in seed aggregated" in result.stdout
     lines = result.stdout.splitlines()
@@ -133,9 +148,12 @@ def test_a_seed_sweep_is_aggregated_and_its_winner_registered_then_served(
 
     # compare registers too: a second version, the alias moves to it.
     compared = run_cli(
-        f"mlflow.tracking_uri={store_uri}", "register_as=fashion", "metric=test_accuracy",
-        cwd=workdir, module="experiments.compare",
-    )  # fmt: skip
+        f"mlflow.tracking_uri={store_uri}",
+        "register_as=fashion",
+        "metric=test_accuracy",
+        cwd=workdir,
+        module="experiments.compare",
+    )
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert int(client.get_model_version_by_alias("fashion", "champion").version) == 2
 
@@ -145,21 +163,33 @@ def test_a_seed_sweep_is_aggregated_and_its_winner_registered_then_served(
     for i in range(3):
         Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(folder / f"{i}.png")
     served = run_cli(
-        "model=models:/fashion@champion", f"inputs={folder}", f"mlflow.tracking_uri={store_uri}",
-        cwd=workdir, module="experiments.predict",
-    )  # fmt: skip
+        "model=models:/fashion@champion",
+        f"inputs={folder}",
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+        module="experiments.predict",
+    )
     assert served.returncode == 0, served.stderr[-2000:]
     assert all(f"{i}.png" in served.stdout for i in range(3))
 
 
 def test_configurations_are_named_by_backbone_and_phase_first(store_uri):
     client = mlflow.MlflowClient(store_uri)
-    experiment_id = tracking.init_store(store_uri, "t")
-    for backbone, phase, dropout in (("resnet50", "transfer", 0.2), ("resnet50", "finetune", 0.2),
-                                     ("custom_cnn", "scratch", 0.0)):  # fmt: skip
+    experiment_id = store.init_store(store_uri, "t")
+    for backbone, phase, dropout in (
+        ("resnet50", "transfer", 0.2),
+        ("resnet50", "finetune", 0.2),
+        ("custom_cnn", "scratch", 0.0),
+    ):
         run_id = client.create_run(experiment_id).info.run_id
-        params = {"backbone.name": backbone, "phase.name": phase, "backbone.dropout": dropout,
-                  "dataset.channels": 3, "dataset.image_size": 72, "seed": 1}  # fmt: skip
+        params = {
+            "backbone.name": backbone,
+            "phase.name": phase,
+            "backbone.dropout": dropout,
+            "dataset.channels": 3,
+            "dataset.image_size": 72,
+            "seed": 1,
+        }
         for key, value in params.items():
             client.log_param(run_id, key, value)
         client.log_metric(run_id, "test_accuracy", 0.5)

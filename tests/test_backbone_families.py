@@ -12,25 +12,33 @@ import mlflow
 import numpy as np
 import pytest
 
-from experiments import models as backbones
-from experiments.config import compose
+from experiments import models
 from experiments.data import shapes
-from experiments.tracking import load_logged_model
+from experiments.tracking.logged_models import load_logged_model
 from experiments.training import train
+from experiments.training.settings import compose
 
 FAMILIES = ["resnet50", "efficientnetb0", "convnext_tiny", "densenet121", "mobilenetv3_small"]
 SIZE = 32
 QUICK = [
-    "dataset=shapes", f"dataset.image_size={SIZE}", "dataset.per_class=6", "trainer.epochs=1",
-    "trainer.verbose=0", "mlflow.samples=0", "trainer.checkpoints=false", "trainer.batch_size=8",
-]  # fmt: skip
+    "dataset=shapes",
+    f"dataset.image_size={SIZE}",
+    "dataset.per_class=6",
+    "trainer.epochs=1",
+    "trainer.verbose=0",
+    "mlflow.samples=0",
+    "trainer.checkpoints=false",
+    "trainer.batch_size=8",
+]
 
 
 def _latest_run():
     return mlflow.search_runs(
-        experiment_names=["experiments"], output_format="list", max_results=1,
+        experiment_names=["experiments"],
+        output_format="list",
+        max_results=1,
         order_by=["attributes.start_time DESC"],
-    )[0]  # fmt: skip
+    )[0]
 
 
 def _predicts_after_safe_loading(uri: str):
@@ -53,7 +61,7 @@ def test_transfer_then_finetune_then_reuse_the_base(workdir, store_uri, backbone
     transferred = _predicts_after_safe_loading(transfer_uri)
 
     cfg = compose([*common, "phase=transfer", f"backbone.weights={transfer_uri}"])
-    reused = backbones.build(cfg, (SIZE, SIZE, 3), len(shapes.CLASSES), frozen_bn=True)
+    reused = models.build(cfg, (SIZE, SIZE, 3), len(shapes.CLASSES), frozen_bn=True)
     theirs = transferred.get_layer("base").get_weights()
     ours = reused.get_layer("base").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(theirs, ours, strict=True))

@@ -9,17 +9,23 @@ import numpy as np
 import pytest
 from helpers import run_cli
 
-from experiments.config import compose
 from experiments.data import shapes
 from experiments.training import train
+from experiments.training.settings import compose
 
 BACKBONES = ["compact_cnn", "custom_cnn", "vgg16", "xception", "mobilenet"]
 PHASES = ["scratch", "transfer", "finetune"]
 QUICK = [
-    "dataset=shapes", "dataset.image_size=72", "dataset.per_class=8", "backbone.weights=null",
-    "trainer.epochs=1", "phase.warmup_epochs=1", "trainer.verbose=0", "mlflow.samples=4",
+    "dataset=shapes",
+    "dataset.image_size=72",
+    "dataset.per_class=8",
+    "backbone.weights=null",
+    "trainer.epochs=1",
+    "phase.warmup_epochs=1",
+    "trainer.verbose=0",
+    "mlflow.samples=4",
     "trainer.checkpoints=false",  # checkpoints are tested with the main job
-]  # fmt: skip
+]
 
 
 @pytest.mark.slow
@@ -54,9 +60,13 @@ def test_backbone_and_phase_land_a_model_that_predicts_raw_images(
 @pytest.mark.slow
 def test_finetune_on_the_command_line_logs_both_stages_on_one_axis(workdir, store_uri):
     result = run_cli(
-        *QUICK, "backbone=xception", "phase=finetune", "trainer.epochs=2",
-        f"mlflow.tracking_uri={store_uri}", cwd=workdir,
-    )  # fmt: skip
+        *QUICK,
+        "backbone=xception",
+        "phase=finetune",
+        "trainer.epochs=2",
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.MlflowClient(store_uri)
     run = client.search_runs([client.get_experiment_by_name("experiments").experiment_id])[0]
@@ -72,12 +82,20 @@ def test_finetune_on_the_command_line_logs_both_stages_on_one_axis(workdir, stor
 @pytest.mark.slow
 def test_missing_imagenet_weights_stop_before_training_with_both_remedies(workdir, store_uri):
     result = run_cli(
-        "backbone=mobilenet", "phase=transfer", "dataset=shapes", "dataset.image_size=72",
-        "dataset.per_class=4", f"mlflow.tracking_uri={store_uri}", cwd=workdir,
+        "backbone=mobilenet",
+        "phase=transfer",
+        "dataset=shapes",
+        "dataset.image_size=72",
+        "dataset.per_class=4",
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
         # An empty cache, and no way out even on a machine with internet access.
-        env={"KERAS_HOME": str(workdir / "keras_home"), "HTTPS_PROXY": "http://127.0.0.1:9",
-             "https_proxy": "http://127.0.0.1:9"},
-    )  # fmt: skip
+        env={
+            "KERAS_HOME": str(workdir / "keras_home"),
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "https_proxy": "http://127.0.0.1:9",
+        },
+    )
     assert result.returncode == 2
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("error: backbone.weights=imagenet")

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from keras.src.utils import file_utils
 
-from experiments import models as backbones
-from experiments.config import compose
+from experiments import models
 from experiments.models.registry import first_of_each_family
 from experiments.training.phases import finetune
+from experiments.training.settings import compose
 
 CLASSES = 3
 
@@ -31,13 +31,13 @@ FIRSTS = set(first_of_each_family())
 def _params():
     return [
         pytest.param(name, marks=[] if name in FIRSTS else [pytest.mark.slow], id=name)
-        for name in backbones.names()
+        for name in models.names()
     ]
 
 
 @dataclass
 class Built:
-    row: backbones.BackboneSpec
+    row: models.BackboneSpec
     model: keras.Model
     requested: list[str]  # the weight files keras.applications asked for
     pixels: np.ndarray  # raw 0-255 images of the row's minimum size
@@ -51,16 +51,22 @@ def _all_layers(layer):
 
 @pytest.fixture(scope="module", params=_params())
 def built(request):
-    row = backbones.spec(request.param)
+    row = models.spec(request.param)
     size, channels = row.min_size, row.channels or 1
     requested: list[str] = []
     weights = "imagenet" if row.imagenet else "null"
-    cfg = compose([f"backbone={row.name}", f"backbone.weights={weights}", "dataset=shapes",
-                   f"dataset.image_size={size}"])  # fmt: skip
+    cfg = compose(
+        [
+            f"backbone={row.name}",
+            f"backbone.weights={weights}",
+            "dataset=shapes",
+            f"dataset.image_size={size}",
+        ]
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(file_utils, "get_file", lambda name, *a, **k: requested.append(name))
         patch.setattr(keras.Model, "load_weights", lambda self, *a, **k: None)
-        model = backbones.build(cfg, (size, size, channels), CLASSES, frozen_bn=True)
+        model = models.build(cfg, (size, size, channels), CLASSES, frozen_bn=True)
     pixels = np.random.default_rng(0).integers(0, 256, (2, size, size, channels))
     yield Built(row, model, requested, pixels.astype("float32"))
     keras.backend.clear_session()
@@ -117,8 +123,11 @@ def test_finetuning_step_keeps_the_rows_normalization_frozen(built):
     head = model.get_layer("head").trainable_variables
     head_before = [v.numpy().copy() for v in head]
     # Eagerly: one step of a deep model runs faster than tracing its training graph.
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy",
-                  run_eagerly=True)  # fmt: skip
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss="sparse_categorical_crossentropy",
+        run_eagerly=True,
+    )
     model.train_on_batch(built.pixels, np.array([0, 1]))
     assert any(not np.array_equal(a, v.numpy()) for a, v in zip(head_before, head, strict=True))
     after = [w.numpy() for layer in frozen for w in layer.weights]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import models as backbones
-from experiments.config import compose
+from experiments import models
 from experiments.errors import ConfigError
+from experiments.training.settings import compose
 
 
 def test_custom_cnn_is_the_reference_network_exactly():
-    model = backbones.build(compose(["backbone=custom_cnn"]), (28, 28, 1), 10)
+    model = models.build(compose(["backbone=custom_cnn"]), (28, 28, 1), 10)
     assert model.count_params() == 93322
     kinds = [
         type(layer).__name__
@@ -19,20 +19,26 @@ def test_custom_cnn_is_the_reference_network_exactly():
     ]
     assert kinds == [
         "Rescaling",
-        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "Flatten",
-        "Dense", "Dense",
-    ]  # fmt: skip
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "Flatten",
+        "Dense",
+        "Dense",
+    ]
     assert [layer.units for layer in model.get_layer("head").layers] == [64, 10]
     assert model.output_shape == (None, 10)
 
 
 @pytest.mark.parametrize("name", ["custom_cnn", "compact_cnn"])
 def test_small_cnn_minimum_size_really_is_the_minimum(name):
-    size = backbones.spec(name).min_size
+    size = models.spec(name).min_size
     cfg = compose([f"backbone={name}"])
-    backbones.build(cfg, (size, size, 1), 4)
+    models.build(cfg, (size, size, 1), 4)
     with pytest.raises(ValueError):
-        backbones.build(cfg, (size - 1, size - 1, 1), 4)
+        models.build(cfg, (size - 1, size - 1, 1), 4)
 
 
 def test_compact_cnn_is_small_and_computes_in_bfloat16_where_that_is_chosen():
@@ -43,7 +49,7 @@ def test_compact_cnn_is_small_and_computes_in_bfloat16_where_that_is_chosen():
     cfg = compose()  # the default: compact_cnn and its recipe
     try:
         precision.apply("mixed_bfloat16")  # what trainer.precision=auto picks on AMX CPUs
-        model = backbones.build(cfg, (28, 28, 1), 10)
+        model = models.build(cfg, (28, 28, 1), 10)
     finally:
         mixed_precision.set_global_policy("float32")
     assert model.count_params() == 130_410 <= 150_000
@@ -83,8 +89,8 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
 )
 def test_applications_build_at_their_minimum_size(backbone, size, channels, params):
     cfg = compose([f"backbone={backbone}", "backbone.weights=null", "dataset=shapes"])
-    assert backbones.spec(backbone).min_size == size
-    model = backbones.build(cfg, (size, size, channels), 4)
+    assert models.spec(backbone).min_size == size
+    model = models.build(cfg, (size, size, channels), 4)
     assert model.get_layer("base").count_params() == params  # the keras.applications base
     assert model.output_shape == (None, 4)
     assert [layer.name for layer in model.layers] == ["image", "preprocess", "base", "head"]
@@ -92,4 +98,4 @@ def test_applications_build_at_their_minimum_size(backbone, size, channels, para
 
 def test_unknown_backbone_names_the_choices():
     with pytest.raises(ConfigError, match="custom_cnn"):
-        backbones.spec("resnet")
+        models.spec("resnet")

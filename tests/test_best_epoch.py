@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from helpers import run_cli, user_environment
 
-from experiments import tracking
 from experiments.reporting import reports
+from experiments.tracking import store
 from experiments.training import best_epoch, resume
 
 TINY = ["trainer.verbose=0", "mlflow.samples=0"]
@@ -103,8 +103,9 @@ def test_lower_is_better_for_losses_and_restore_from_the_file_after_a_resume(mod
 
 def test_a_best_file_from_an_epoch_to_be_trained_again_is_not_trusted(model, tmp_path):
     tracker = best_epoch.Tracker("val_accuracy")
-    fake_epochs(best_epoch.callback(tracker, model, "scratch", 0, trainer(), tmp_path), model,
-                [0.5, 0.6])  # fmt: skip
+    fake_epochs(
+        best_epoch.callback(tracker, model, "scratch", 0, trainer(), tmp_path), model, [0.5, 0.6]
+    )
     older = {**tracker.state(), "step": 0, "value": 0.5}  # last.json written before epoch 1
     assert best_epoch.resumed("val_accuracy", tmp_path, older).step is None
 
@@ -122,8 +123,12 @@ def test_early_stopping_counts_from_the_last_gain_and_gives_each_stage_its_patie
 
 
 def test_learning_curves_use_mlflow_steps_and_mark_the_fine_tuning(tmp_path):
-    history = {"accuracy": [0.5, 0.6, 0.7, 0.8], "val_accuracy": [0.4, 0.5, 0.6, 0.7],
-               "loss": [1, 0.8, 0.6, 0.5], "val_loss": [1.1, 0.9, 0.7, 0.6]}  # fmt: skip
+    history = {
+        "accuracy": [0.5, 0.6, 0.7, 0.8],
+        "val_accuracy": [0.4, 0.5, 0.6, 0.7],
+        "loss": [1, 0.8, 0.6, 0.5],
+        "val_loss": [1.1, 0.9, 0.7, 0.6],
+    }
     figure = reports.learning_curves(history, reports.stage_starts(["warmup@0", "finetune@2"]))
     accuracy = figure.axes[0]
     assert list(accuracy.lines[0].get_xdata()) == [0, 1, 2, 3]
@@ -134,7 +139,7 @@ def test_learning_curves_use_mlflow_steps_and_mark_the_fine_tuning(tmp_path):
 
 def test_resume_logs_the_epochs_a_kill_kept_from_the_store(store_uri):
     client = mlflow.MlflowClient(store_uri)
-    experiment_id = tracking.init_store(store_uri, "t")
+    experiment_id = store.init_store(store_uri, "t")
     run_id = client.create_run(experiment_id).info.run_id
     client.log_metric(run_id, "val_accuracy", 0.5, step=0)
     client.log_metric(run_id, "val_accuracy", 0.7, step=2)
@@ -147,9 +152,14 @@ def test_resume_logs_the_epochs_a_kill_kept_from_the_store(store_uri):
 @pytest.mark.slow
 def test_a_run_tests_and_logs_its_best_epoch(workdir, store_uri, fashion_dir):
     result = run_cli(
-        "backbone=custom_cnn", "dataset.limit=600", "trainer.epochs=4", "optimizer.lr=0.005",
-        *TINY, f"mlflow.tracking_uri={store_uri}", cwd=workdir,
-    )  # fmt: skip
+        "backbone=custom_cnn",
+        "dataset.limit=600",
+        "trainer.epochs=4",
+        "optimizer.lr=0.005",
+        *TINY,
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.MlflowClient(store_uri)
     run = mlflow.search_runs(experiment_names=["experiments"], output_format="list")[0]
@@ -176,10 +186,15 @@ def test_a_run_tests_and_logs_its_best_epoch(workdir, store_uri, fashion_dir):
 @pytest.mark.slow
 def test_early_stopping_ends_the_run_and_logs_where(workdir, store_uri, fashion_dir):
     result = run_cli(
-        "backbone=custom_cnn", "dataset.limit=300", "trainer.epochs=6",
-        "trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=1.0",
-        *TINY, f"mlflow.tracking_uri={store_uri}", cwd=workdir,
-    )  # fmt: skip
+        "backbone=custom_cnn",
+        "dataset.limit=300",
+        "trainer.epochs=6",
+        "trainer.early_stopping.patience=1",
+        "trainer.early_stopping.min_delta=1.0",
+        *TINY,
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = mlflow.search_runs(experiment_names=["experiments"], output_format="list")[0]
     client = mlflow.MlflowClient(store_uri)
@@ -194,14 +209,20 @@ def test_quick_sweep_reports_a_test_loss_that_matches_its_accuracy(workdir, stor
     """dataset.limit=3000 trainer.epochs=2: ~50 steps, where BatchNormalization's moving
     statistics used to be far from the trained ones (test_loss 1.83 at 0.69 accuracy)."""
     result = run_cli(
-        "-m", "optimizer.lr=1e-3,2e-3", "dataset.limit=3000", "trainer.epochs=2", *TINY,
-        f"mlflow.tracking_uri={store_uri}", cwd=workdir,
-    )  # fmt: skip
+        "-m",
+        "optimizer.lr=1e-3,2e-3",
+        "dataset.limit=3000",
+        "trainer.epochs=2",
+        *TINY,
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = mlflow.search_runs(
-        experiment_names=["experiments"], filter_string="tags.backbone = 'compact_cnn'",
+        experiment_names=["experiments"],
+        filter_string="tags.backbone = 'compact_cnn'",
         output_format="list",
-    )  # fmt: skip
+    )
     assert len(runs) == 2
     for run in runs:
         assert run.data.metrics["test_accuracy"] >= 0.6
@@ -217,13 +238,24 @@ def test_quick_sweep_reports_a_test_loss_that_matches_its_accuracy(workdir, stor
 
 @pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_with_one_value_per_step(workdir, store_uri, fashion_dir):
-    tracking.init_store(store_uri, "experiments")  # as a sweep would: before the run opens it
+    store.init_store(store_uri, "experiments")  # as a sweep would: before the run opens it
     command = [
-        sys.executable, "-m", "experiments", "backbone=custom_cnn", "dataset.limit=6000",
-        "trainer.epochs=8", "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=workdir, env=user_environment(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        sys.executable,
+        "-m",
+        "experiments",
+        "backbone=custom_cnn",
+        "dataset.limit=6000",
+        "trainer.epochs=8",
+        "trainer.verbose=0",
+        f"mlflow.tracking_uri={store_uri}",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=workdir,
+        env=user_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     client = mlflow.MlflowClient(store_uri)
     experiment_id = client.get_experiment_by_name("experiments").experiment_id
     deadline = time.monotonic() + 300
@@ -242,9 +274,11 @@ def test_a_run_killed_with_sigkill_resumes_with_one_value_per_step(workdir, stor
     kept = state["epochs"]
 
     resumed = run_cli(
-        f"trainer.resume={run_id}", "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}",
+        f"trainer.resume={run_id}",
+        "trainer.verbose=0",
+        f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
-    )  # fmt: skip
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert client.get_run(run_id).info.status == "FINISHED"
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s", "stage"):

@@ -102,9 +102,15 @@ def test_slurm_sweep_is_one_parent_with_two_finished_children(
     workdir, slurm, tracking, fashion_dir
 ):
     result = run_cli(
-        *SLURM, "optimizer.lr=1e-3,1e-2", "dataset.limit=200", "trainer.epochs=1", *TINY,
-        *tracking, cwd=workdir, env=slurm,
-    )  # fmt: skip
+        *SLURM,
+        "optimizer.lr=1e-3,1e-2",
+        "dataset.limit=200",
+        "trainer.epochs=1",
+        *TINY,
+        *tracking,
+        cwd=workdir,
+        env=slurm,
+    )
     assert result.returncode == 0, failure_report(result, workdir)
     _, runs = runs_of(tracking)
     parents = [r for r in runs if r.data.tags.get("experiments.kind") == "sweep"]
@@ -126,9 +132,12 @@ def sweep(workdir, slurm, *overrides: str):
     """A one-job SLURM sweep running in the background; stopped if the test fails."""
     process = subprocess.Popen(
         [sys.executable, "-m", "experiments", *SLURM, *TINY, *overrides],
-        cwd=workdir, env={**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", **slurm},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=workdir,
+        env={**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", **slurm},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         yield process
     finally:
@@ -207,8 +216,13 @@ def test_job_at_its_time_limit_is_requeued_and_resumes(workdir, slurm, tracking,
     # that is now, then raises it again while the requeued job waits to start.
     # The training left after the first epoch lasts longer than those 30 s.
     epochs = 15
-    overrides = ("hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=90",
-                 "dataset.limit=6000", f"trainer.epochs={epochs}", *tracking)  # fmt: skip
+    overrides = (
+        "hydra.launcher.timeout_min=10",
+        "hydra.launcher.signal_delay_s=90",
+        "dataset.limit=6000",
+        f"trainer.epochs={epochs}",
+        *tracking,
+    )
     with sweep(workdir, slurm, *overrides) as process:
         wait_for_epochs(tracking, process, 1)
         job = the_job(slurm)
@@ -235,10 +249,17 @@ def test_job_at_its_time_limit_is_requeued_and_resumes(workdir, slurm, tracking,
 @pytest.mark.cluster
 def test_multi_worker_job_is_one_run_trained_by_both_tasks(workdir, slurm, tracking, fashion_dir):
     result = run_cli(
-        *SLURM, "hydra.launcher.tasks_per_node=2", "trainer.strategy=multi_worker",
-        "dataset.limit=256", "trainer.epochs=2", "trainer.batch_size=64", *TINY,
-        *tracking, cwd=workdir, env=slurm,
-    )  # fmt: skip
+        *SLURM,
+        "hydra.launcher.tasks_per_node=2",
+        "trainer.strategy=multi_worker",
+        "dataset.limit=256",
+        "trainer.epochs=2",
+        "trainer.batch_size=64",
+        *TINY,
+        *tracking,
+        cwd=workdir,
+        env=slurm,
+    )
     assert result.returncode == 0, failure_report(result, workdir)
     client = runs_of(tracking)[0]
     [run] = children(tracking)  # the second worker logged nothing here
@@ -270,7 +291,7 @@ def restarted_job(monkeypatch, store_uri, run_id: str, checkpointed: bool):
     """The config a restarted SLURM job runs with, after its first attempt opened ``run_id``."""
     from hydra import compose, initialize_config_dir
 
-    from experiments.config import CONF_DIR
+    from experiments.config.schema import CONF_DIR
     from experiments.training import checkpoints
 
     monkeypatch.setenv("SLURM_JOB_ID", "5")

@@ -8,11 +8,16 @@ import mlflow
 import pytest
 from helpers import run_cli
 
-from experiments.config import compose
 from experiments.training import train
+from experiments.training.settings import compose
 
-QUICK = ["dataset.limit=100", "trainer.epochs=1", "trainer.verbose=0", "mlflow.samples=0",
-         "mlflow.log_model=false"]  # fmt: skip
+QUICK = [
+    "dataset.limit=100",
+    "trainer.epochs=1",
+    "trainer.verbose=0",
+    "mlflow.samples=0",
+    "mlflow.log_model=false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +36,10 @@ def three_runs(three_store, workdir):
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(three_store)
     yield [
-        r for r in mlflow.search_runs(experiment_names=["experiments"], output_format="list")
+        r
+        for r in mlflow.search_runs(experiment_names=["experiments"], output_format="list")
         if "experiments.kind" not in r.data.tags
-    ]  # fmt: skip
+    ]
     mlflow.set_tracking_uri(previous)
 
 
@@ -66,9 +72,10 @@ def test_table_rows_match_mlflow(workdir, three_store, three_runs):
         assert (workdir / "comparison" / name).stat().st_size > 0
 
     comparison = mlflow.search_runs(
-        experiment_names=["experiments"], filter_string="tags.`experiments.kind` = 'comparison'",
+        experiment_names=["experiments"],
+        filter_string="tags.`experiments.kind` = 'comparison'",
         output_format="list",
-    )  # fmt: skip
+    )
     assert len(comparison) == 1 and comparison[0].data.tags["best_run_id"] == table[0]["run_id"]
     # A second compare ignores the comparison run it logged the first time.
     again = run_cli(f"mlflow.tracking_uri={three_store}", cwd=workdir, module="experiments.compare")
@@ -77,9 +84,13 @@ def test_table_rows_match_mlflow(workdir, three_store, three_runs):
 
 def test_filter_and_metric(workdir, three_store, three_runs):
     result = run_cli(
-        f"mlflow.tracking_uri={three_store}", "filter=params.`optimizer.name` != 'sgd'",
-        "metric=test_loss", "log=false", cwd=workdir, module="experiments.compare",
-    )  # fmt: skip
+        f"mlflow.tracking_uri={three_store}",
+        "filter=params.`optimizer.name` != 'sgd'",
+        "metric=test_loss",
+        "log=false",
+        cwd=workdir,
+        module="experiments.compare",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines()[0] == "2 runs, best first by test_loss:"
     losses = sorted(

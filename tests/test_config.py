@@ -8,9 +8,10 @@ import pytest
 from helpers import run_cli
 from hydra.errors import ConfigCompositionException
 
-from experiments import models as backbones
-from experiments.config import CONF_DIR, compose, flatten
+from experiments import models
+from experiments.config.schema import CONF_DIR, flatten
 from experiments.errors import ConfigError
+from experiments.training.settings import compose
 
 
 def options(group: str) -> list[str]:
@@ -56,7 +57,7 @@ def test_every_group_option_composes(group):
     for option in found:
         extra = []
         if group == "backbone":  # applications need larger images than Fashion-MNIST's 28 px
-            extra = [f"dataset.image_size={backbones.spec(option).min_size}"]
+            extra = [f"dataset.image_size={models.spec(option).min_size}"]
         cfg = compose([f"{group}={option}", *extra])
         if group in ("backbone", "phase", "optimizer", "dataset"):
             assert cfg[group].name == option
@@ -64,7 +65,7 @@ def test_every_group_option_composes(group):
 
 def test_groups_hold_the_options_users_type():
     assert options("optimizer") == ["adam", "rmsprop", "sgd"]
-    assert options("backbone") == sorted(backbones.names())  # one per row of the table
+    assert options("backbone") == sorted(models.names())  # one per row of the table
     assert options("phase") == ["finetune", "scratch", "transfer"]
     assert options("dataset") == ["animals", "fashion_mnist", "image_folder", "shapes"]
 
@@ -142,7 +143,7 @@ def test_command_line_lists_options_for_unknown_backbone(workdir):
 def test_help_lists_the_groups(workdir):
     result = run_cli("--help", cwd=workdir)
     assert result.returncode == 0
-    assert f"backbone: {', '.join(sorted(backbones.names()))}" in result.stdout
+    assert f"backbone: {', '.join(sorted(models.names()))}" in result.stdout
 
 
 def test_cfg_job_does_not_import_tensorflow(workdir):

@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from experiments.data import fashion_mnist, hold_out
+from experiments.data import fashion_mnist
+from experiments.data import registry as datasets
 from experiments.data.idx import write_idx
+from experiments.data.splits import hold_out
 from experiments.errors import DataError
+from experiments.training.settings import compose
 
 
 def make_fake_files(folder, n_train=50, n_test=20):
@@ -74,7 +77,8 @@ def test_split_is_seeded_and_disjoint(tmp_path):
 
 def test_limit_caps_training_and_keeps_the_test_set_whole(tmp_path):
     root = str(make_fake_files(tmp_path / "fm", n_train=200, n_test=30))
-    splits = fashion_mnist.load(cfg(root=root, limit=90), seed=0)
+    dataset = compose(["dataset=fashion_mnist", f"dataset.root={root}", "dataset.limit=90"]).dataset
+    splits = datasets.load(dataset, seed=0)
     assert len(splits.x_train) == 90 and len(splits.x_val) == 10 and len(splits.x_test) == 30
 
 
@@ -87,5 +91,5 @@ def test_resized_to_rgb_for_backbones_that_need_it(tmp_path):
 
 def test_hold_out_proportions():
     x, y = np.arange(1000), np.arange(1000)
-    x_train, _, x_val, _ = hold_out(x, y, 0.2, None, seed=0)
+    x_train, _, x_val, _ = hold_out(x, y, 0.2, seed=0)
     assert len(x_train) == 800 and len(x_val) == 200

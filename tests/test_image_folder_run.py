@@ -29,9 +29,14 @@ def write_folder(root):
 def test_image_folder_run_skips_the_corrupt_file_and_says_so(workdir, store_uri):
     write_folder(workdir / "fruit")
     result = run_cli(
-        "dataset=image_folder", "dataset.root=fruit", "dataset.image_size=32",
-        "trainer.epochs=1", "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}", cwd=workdir,
-    )  # fmt: skip
+        "dataset=image_folder",
+        "dataset.root=fruit",
+        "dataset.image_size=32",
+        "trainer.epochs=1",
+        "trainer.verbose=0",
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert "broken.jpg" in log and "skipped 1 files" in log
@@ -57,24 +62,36 @@ def test_image_folder_needs_a_root(workdir):
 
 
 def test_a_split_left_empty_is_refused_before_training(workdir):
-    from experiments import data as datasets
-    from experiments.config import compose
+    from experiments.data import registry as datasets
     from experiments.errors import DataError
+    from experiments.training.settings import compose
 
     write_folder(workdir / "fruit")
-    cfg = compose(["dataset=image_folder", "dataset.root=fruit", "dataset.image_size=32",
-                   "dataset.test_split=0"])  # fmt: skip
+    cfg = compose(
+        [
+            "dataset=image_folder",
+            "dataset.root=fruit",
+            "dataset.image_size=32",
+            "dataset.test_split=0",
+        ]
+    )
     with pytest.raises(DataError, match="the test split is empty"):
         datasets.load(cfg.dataset, cfg.seed)
 
 
 def test_a_class_named_twice_is_refused(workdir):
-    from experiments import data as datasets
-    from experiments.config import compose
+    from experiments.data import registry as datasets
     from experiments.errors import ConfigError
+    from experiments.training.settings import compose
 
     write_folder(workdir / "fruit")
-    cfg = compose(["dataset=image_folder", "dataset.root=fruit", "dataset.image_size=32",
-                   "dataset.classes=[apples,pears,apples]"])  # fmt: skip
+    cfg = compose(
+        [
+            "dataset=image_folder",
+            "dataset.root=fruit",
+            "dataset.image_size=32",
+            "dataset.classes=[apples,pears,apples]",
+        ]
+    )
     with pytest.raises(ConfigError, match="named twice"):
         datasets.load(cfg.dataset, cfg.seed)

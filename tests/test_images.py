@@ -11,7 +11,9 @@ from omegaconf import OmegaConf
 from PIL import Image, ImageFile
 
 from experiments.data import image_folder, images, shapes
+from experiments.data import registry as datasets
 from experiments.errors import ConfigError, DataError
+from experiments.training.settings import compose
 
 # ---------------------------------------------------------------- decode: formats and modes
 
@@ -298,14 +300,23 @@ def test_corrupt_and_foreign_files(tmp_path, caplog):
     assert "notes.txt" not in caplog.text and ".DS_Store" not in caplog.text
 
 
-def test_limit_caps_training_only(tmp_path):
+def folder_cfg(root, *overrides):
+    """The real ``dataset=image_folder`` configuration, at 8 px, for the folder ``root``."""
+    return compose(
+        ["dataset=image_folder", f"dataset.root={root}", "dataset.image_size=8", *overrides]
+    ).dataset
+
+
+def test_limit_caps_training_and_validation_in_proportion(tmp_path):
     root = make_flat(tmp_path / "data", {"a": 20, "b": 20})
-    full = image_folder.load(cfg(root), seed=5)
-    capped = image_folder.load(cfg(root, limit=7), seed=5)
-    assert len(capped.y_train) == 7 and len(full.y_train) == 24
-    assert len(capped.y_val) == len(full.y_val) and len(capped.y_test) == len(full.y_test)
-    again = image_folder.load(cfg(root, limit=7), seed=5)
+    full = datasets.load(folder_cfg(root), seed=5)
+    capped = datasets.load(folder_cfg(root, "dataset.limit=7"), seed=5)
+    assert len(full.y_train) == 28 and len(capped.y_train) == 7
+    assert len(capped.y_val) == round(7 * 0.15 / 0.85) < len(full.y_val)
+    assert len(capped.y_test) == len(full.y_test)
+    again = datasets.load(folder_cfg(root, "dataset.limit=7"), seed=5)
     assert np.array_equal(capped.y_train, again.y_train)
+    assert np.array_equal(capped.x_val, again.x_val)
 
 
 def test_grayscale_folder(tmp_path):
@@ -391,12 +402,19 @@ def test_split_folders_without_train_are_refused(tmp_path):
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("channels", 2), ("image_size", 0), ("val_split", 1.0), ("test_split", 0.9), ("limit", 0)],
+    [
+        ("channels", 2),
+        ("image_size", 0),
+        ("val_split", 1.0),
+        ("val_split", 0),
+        ("test_split", 0.9),
+        ("limit", 0),
+    ],
 )
-def test_bad_settings_are_config_errors(tmp_path, key, value):
+def test_bad_settings_are_config_errors_of_the_key(tmp_path, key, value):
     root = make_flat(tmp_path / "data", {"a": 2, "b": 2})
-    with pytest.raises(ConfigError, match=f"dataset.{key}|val_split"):
-        image_folder.load(cfg(root, **{key: value}), seed=0)
+    with pytest.raises(ConfigError, match=f"^dataset.{key}|^dataset.test_split: val_split"):
+        folder_cfg(root, f"dataset.{key}={value}")
 
 
 def test_missing_root_setting_is_a_config_error():
@@ -482,11 +500,9 @@ def test_load_regenerates_when_settings_change(tmp_path):
 
 def test_load_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = OmegaConf.create(
-        {"root": None, "limit": 8, "val_split": 0.1, "test_split": 0.1, "image_size": 8}
-        | {"channels": 1}
-    )
-    splits = shapes.load(cfg, seed=0)  # no per_class: the default
+    overrides = ["dataset=shapes", "dataset.limit=8", "dataset.image_size=8"]
+    shapes_dataset = compose(overrides).dataset
+    splits = datasets.load(shapes_dataset, seed=0)  # per_class from conf/dataset/shapes.yaml
     root = tmp_path / "data" / "shapes"
-    assert len(list((root / "square").glob("*.png"))) == shapes.DEFAULT_PER_CLASS
+    assert len(list((root / "square").glob("*.png"))) == shapes_dataset.per_class == 100
     assert len(splits.y_train) == 8 and splits.source == f"synthetic shapes ({root})"

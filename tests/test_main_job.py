@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from helpers import run_cli, user_environment
 
-from experiments.config import compose
 from experiments.training import train
+from experiments.training.settings import compose
 
 QUICK = ["dataset.limit=300", "trainer.epochs=1", "trainer.verbose=0", "mlflow.samples=6"]
 
@@ -137,9 +137,12 @@ def test_default_store_is_sqlite_in_the_working_directory(workdir, fashion_dir):
 def test_environment_tracking_uri_is_used_when_not_configured(workdir, fashion_dir):
     uri = f"sqlite:///{workdir / 'store' / 'env.db'}"
     result = run_cli(
-        *QUICK, "mlflow.log_model=false", "mlflow.experiment_name=from_env",
-        cwd=workdir, env={"MLFLOW_TRACKING_URI": uri},
-    )  # fmt: skip
+        *QUICK,
+        "mlflow.log_model=false",
+        "mlflow.experiment_name=from_env",
+        cwd=workdir,
+        env={"MLFLOW_TRACKING_URI": uri},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert only_run(uri, "from_env").info.status == "FINISHED"
     assert not (workdir / "mlflow.db").exists()
@@ -150,10 +153,21 @@ def test_a_default_run_is_quiet_and_logs_its_precision(workdir, store_uri, fashi
     """As a user runs it: no TF_CPP_MIN_LOG_LEVEL of their own, Keras' progress bar on."""
     env = {k: v for k, v in user_environment().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run(
-        [sys.executable, "-m", "experiments", "dataset.limit=300", "trainer.epochs=2",
-         "mlflow.samples=6", f"mlflow.tracking_uri={store_uri}"],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "experiments",
+            "dataset.limit=300",
+            "trainer.epochs=2",
+            "mlflow.samples=6",
+            f"mlflow.tracking_uri={store_uri}",
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     console = (result.stdout + result.stderr).splitlines()
     tensorflow = ("E0000", "W0000", "I0000")

@@ -27,8 +27,10 @@ def installed(tmp_path_factory) -> Path:
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(
         [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(work / "dist"), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     wheel = next((work / "dist").glob("experiments-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "experiments/conf/config.yaml" in names
@@ -40,12 +42,16 @@ def installed(tmp_path_factory) -> Path:
     python = venv / "bin" / "python"
     subprocess.run(
         [*pip, "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     (Path(site) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return python
 
@@ -67,14 +73,21 @@ def test_installed_wheel_composes_and_trains_from_another_folder(installed, tmp_
     assert where.returncode == 0, where.stderr[-2000:]
     assert where.stdout.strip().startswith(str(installed.parents[1]))  # the venv, not the checkout
 
-    cfg = run_installed(installed, tmp_path, "-m", "experiments", "--cfg", "job", "backbone=vgg16",
-                        "dataset=shapes")  # fmt: skip
+    cfg = run_installed(
+        installed, tmp_path, "-m", "experiments", "--cfg", "job", "backbone=vgg16", "dataset=shapes"
+    )
     assert cfg.returncode == 0, cfg.stderr[-2000:]
     assert "name: vgg16" in cfg.stdout
 
     run = run_installed(
-        installed, tmp_path, "-m", "experiments", "dataset.limit=100", "trainer.epochs=1",
-        "trainer.verbose=0", "mlflow.log_model=false",
-    )  # fmt: skip
+        installed,
+        tmp_path,
+        "-m",
+        "experiments",
+        "dataset.limit=100",
+        "trainer.epochs=1",
+        "trainer.verbose=0",
+        "mlflow.log_model=false",
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "mlflow.db").is_file()

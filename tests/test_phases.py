@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from experiments import data as datasets
-from experiments import models as backbones
-from experiments.config import compose
+from experiments import models
+from experiments.data import registry as datasets
 from experiments.training import phases
 from experiments.training.phases import finetune
+from experiments.training.settings import compose
 
 SHAPES = ["dataset=shapes", "dataset.image_size=72", "dataset.per_class=12", "trainer.verbose=0"]
 
@@ -24,7 +24,7 @@ def shapes_cfg(workdir):
 
 
 def load(cfg):
-    return datasets.load(cfg.dataset, cfg.seed, channels=backbones.spec(cfg.backbone.name).channels)
+    return datasets.load(cfg.dataset, cfg.seed, channels=models.spec(cfg.backbone.name).channels)
 
 
 def no_callbacks(stage, first_step):
@@ -85,9 +85,10 @@ def test_unfreeze_all_and_zero(shapes_cfg):
     base = model.get_layer("base")
     names = finetune.unfreeze(base, None)
     expected = [
-        layer.name for layer in base.layers
+        layer.name
+        for layer in base.layers
         if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
-    ]  # fmt: skip
+    ]
     assert names == expected and len(names) > 20
     assert finetune.unfreeze(base, 0) == []
     assert model.get_layer("head").trainable
@@ -113,9 +114,12 @@ def test_cached_features_and_live_base_train_the_same_head(shapes_cfg):
     predictions = {}
     for cache in (True, False):
         cfg = shapes_cfg(
-            "backbone=vgg16", "phase=transfer", f"phase.cache_features={cache}",
-            "trainer.epochs=3", "backbone.dropout=0.3",
-        )  # fmt: skip
+            "backbone=vgg16",
+            "phase=transfer",
+            f"phase.cache_features={cache}",
+            "trainer.epochs=3",
+            "backbone.dropout=0.3",
+        )
         data = load(cfg)
         keras.utils.set_random_seed(cfg.seed)
         model = phases.module("transfer").build(cfg, data)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments import models as backbones
-from experiments.config import compose
+from experiments import models
 from experiments.training import precision
+from experiments.training.settings import compose
 
 AMX = ("Intel(R) Xeon(R) Processor", frozenset({"amx_bf16", "avx512_bf16", "avx512f"}))
 AVX512_BF16 = ("AMD EPYC", frozenset({"avx512_bf16", "avx512f"}))
@@ -39,7 +39,7 @@ class Builds:
 
     def __call__(self):
         self.calls += 1
-        return backbones.build(self.cfg, (28, 28, 1), 10)
+        return models.build(self.cfg, (28, 28, 1), 10)
 
 
 def resolve(build, policy="auto"):

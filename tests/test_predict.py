@@ -28,7 +28,8 @@ def logged(tmp_path_factory):
     import keras
     import mlflow
 
-    from experiments.tracking import init_store, log_keras_model
+    from experiments.tracking.logged_models import log_keras_model
+    from experiments.tracking.store import init_store
 
     root = tmp_path_factory.mktemp("predict")
     # The store is not in the commands' cwd: a default store there would hide a missed URI.

@@ -8,14 +8,15 @@ import sys
 import pytest
 from helpers import run_cli
 
-from experiments import models as backbones
-from experiments.config import CONF_DIR, compose
+from experiments import models
+from experiments.config.schema import CONF_DIR
 from experiments.errors import ConfigError
 from experiments.models.registry import PREPROCESSING, application_name, markdown_table
+from experiments.training.settings import compose
 
 README = CONF_DIR.parents[2] / "README.md"
 TODAYS = ["compact_cnn", "custom_cnn", "vgg16", "xception", "mobilenet"]  # names users have
-APPLICATIONS = [row for row in backbones.BACKBONES.values() if row.imagenet]
+APPLICATIONS = [row for row in models.BACKBONES.values() if row.imagenet]
 
 
 def test_every_keras_application_is_a_row_under_one_naming_rule():
@@ -26,7 +27,7 @@ def test_every_keras_application_is_a_row_under_one_naming_rule():
         assert row.constructor.startswith("keras.applications.")
         assert row.preprocessing in PREPROCESSING and row.min_size <= row.default_size
         assert "BatchNormalization" in row.frozen
-    names = backbones.names()
+    names = models.names()
     wanted = [*TODAYS, "resnet50", "efficientnetv2b0", "convnext_tiny", "nasnet_mobile"]
     assert set(wanted) <= set(names)
     assert len(set(names)) == len(names)
@@ -35,7 +36,7 @@ def test_every_keras_application_is_a_row_under_one_naming_rule():
 def test_yaml_options_are_rows_of_the_table():
     """Backbones with a recipe of their own keep a YAML file; it must name its row."""
     for path in (CONF_DIR / "backbone").glob("*.yaml"):
-        assert path.stem in backbones.BACKBONES, f"{path.name} is not a row of the table"
+        assert path.stem in models.BACKBONES, f"{path.name} is not a row of the table"
         assert compose([f"backbone={path.stem}"]).backbone.name == path.stem
 
 
@@ -46,8 +47,8 @@ def test_an_application_option_comes_from_its_row():
 
 def test_unknown_backbone_lists_every_option():
     with pytest.raises(ConfigError) as info:
-        backbones.spec("resnet")
-    assert all(name in str(info.value) for name in backbones.names())
+        models.spec("resnet")
+    assert all(name in str(info.value) for name in models.names())
 
 
 def test_image_size_below_the_row_minimum_is_refused():
@@ -70,10 +71,11 @@ def test_help_and_cfg_job_list_every_backbone_without_tensorflow(workdir):
     )
     import subprocess
 
-    result = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True,
-                            text=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
-    assert f"backbone: {', '.join(sorted(backbones.names()))}" in result.stdout
+    assert f"backbone: {', '.join(sorted(models.names()))}" in result.stdout
     job = run_cli("backbone=convnext_tiny", "dataset=shapes", "--cfg", "job", cwd=workdir)
     assert job.returncode == 0, job.stderr
     assert "name: convnext_tiny\n  weights: imagenet\n  dropout: 0.2" in job.stdout

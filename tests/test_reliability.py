@@ -14,9 +14,10 @@ import pytest
 from helpers import first_epoch_run_id, run_cli, user_environment
 from omegaconf import OmegaConf
 
-from experiments import tracking
-from experiments.config import compose, flatten
-from experiments.tracking import provenance
+from experiments import uris
+from experiments.config.schema import flatten
+from experiments.tracking import provenance, store
+from experiments.training.settings import compose
 
 
 def test_unreachable_tracking_server_fails_in_seconds_before_training(workdir, fashion_dir):
@@ -33,9 +34,14 @@ def test_unreachable_tracking_server_fails_in_seconds_before_training(workdir, f
 @pytest.mark.slow
 def test_nan_loss_stops_training_and_fails_the_run_with_the_reason(workdir, store_uri, fashion_dir):
     result = run_cli(
-        "optimizer=sgd", "optimizer.lr=1e12", "dataset.limit=512", "trainer.epochs=5",
-        "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}", cwd=workdir,
-    )  # fmt: skip
+        "optimizer=sgd",
+        "optimizer.lr=1e12",
+        "dataset.limit=512",
+        "trainer.epochs=5",
+        "trainer.verbose=0",
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )
     assert result.returncode == 2
     assert "loss became NaN or infinite in epoch 1" in result.stderr.strip().splitlines()[-1]
     run = mlflow.search_runs(experiment_names=["experiments"], output_format="list")[0]
@@ -49,9 +55,14 @@ def test_nan_loss_stops_training_and_fails_the_run_with_the_reason(workdir, stor
 @pytest.mark.slow
 def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri, fashion_dir):
     command = [
-        sys.executable, "-m", "experiments", "dataset.limit=12000", "trainer.epochs=6",
-        "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "experiments",
+        "dataset.limit=12000",
+        "trainer.epochs=6",
+        "trainer.verbose=0",
+        f"mlflow.tracking_uri={store_uri}",
+    ]
     process = subprocess.Popen(
         command, cwd=workdir, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -76,9 +87,11 @@ def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri,
 
     # Resume: the same run goes on from the checkpoint and finishes; the step axis continues.
     resumed = run_cli(
-        f"trainer.resume={run_id}", "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}",
+        f"trainer.resume={run_id}",
+        "trainer.verbose=0",
+        f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
-    )  # fmt: skip
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Resuming run {run_id}: stage scratch after {done} epoch(s)" in (
         resumed.stdout + resumed.stderr
@@ -111,13 +124,24 @@ def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri,
 @pytest.mark.slow
 def test_ctrl_c_ends_the_run_killed_and_keeps_its_checkpoint(workdir, store_uri, fashion_dir):
     process = subprocess.Popen(
-        [sys.executable, "-m", "experiments", "backbone=custom_cnn", "dataset.limit=3000",
-         "trainer.epochs=30", "trainer.verbose=0", "mlflow.samples=0",
-         f"mlflow.tracking_uri={store_uri}"],
-        cwd=workdir, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "experiments",
+            "backbone=custom_cnn",
+            "dataset.limit=3000",
+            "trainer.epochs=30",
+            "trainer.verbose=0",
+            "mlflow.samples=0",
+            f"mlflow.tracking_uri={store_uri}",
+        ],
+        cwd=workdir,
+        env=user_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         # As from a terminal: a shell's background job (CI) inherits SIGINT ignored.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    )
     client = mlflow.MlflowClient(store_uri)
     run_id = first_epoch_run_id(client, process)
     assert run_id, "the run never logged its first epoch"
@@ -148,9 +172,11 @@ def test_resume_refuses_unknown_runs_and_config_changes(workdir, store_uri, fash
     client = mlflow.MlflowClient(store_uri)
     client.set_terminated(run.info.run_id, "KILLED")
     changed = run_cli(
-        f"trainer.resume={run.info.run_id}", "backbone.dropout=0.5",
-        f"mlflow.tracking_uri={store_uri}", cwd=workdir,
-    )  # fmt: skip
+        f"trainer.resume={run.info.run_id}",
+        "backbone.dropout=0.5",
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )
     assert changed.returncode == 2
     assert (
         "was trained with backbone.dropout=0.0, this command asks for 0.5"
@@ -197,8 +223,8 @@ def test_credentials_never_become_params_or_tags(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["experiments", f"mlflow.tracking_uri={secret_uri}"])
     tags = provenance.tags()
     assert tags["command"] == "experiments mlflow.tracking_uri=http://***@127.0.0.1:5000"
-    assert tracking.redact("postgresql://bob:p@ss@db/mlflow") == "postgresql://***@db/mlflow"
-    assert tracking.redact("http://host/path@x") == "http://host/path@x"  # not credentials
+    assert uris.redact("postgresql://bob:p@ss@db/mlflow") == "postgresql://***@db/mlflow"
+    assert uris.redact("http://host/path@x") == "http://host/path@x"  # not credentials
 
 
 def test_server_check_sends_the_uri_credentials_instead_of_refusing_them(monkeypatch):
@@ -212,7 +238,7 @@ def test_server_check_sends_the_uri_credentials_instead_of_refusing_them(monkeyp
 
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
     try:
-        tracking.check_server("http://alice:s3cret@127.0.0.1:9")
+        store.check_server("http://alice:s3cret@127.0.0.1:9")
     except Exception as exc:
         assert "s3cret" not in str(exc)
     assert seen["url"] == "http://127.0.0.1:9/health"
@@ -223,11 +249,12 @@ JOB = """
 import sys, time
 from pathlib import Path
 import mlflow
-from experiments import tracking
+from experiments.tracking import store
+from experiments import uris
 uri, go = sys.argv[1], Path(sys.argv[2])
 while not go.exists():
     time.sleep(0.01)
-experiment = tracking.init_store(uri, "experiments")
+experiment = store.init_store(uri, "experiments")
 with mlflow.start_run(experiment_id=experiment):
     for step in range(25):
         mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
@@ -241,10 +268,15 @@ def test_four_commands_opening_a_fresh_store_at_once_all_land(workdir):
     uri = f"sqlite:///{workdir / 'store' / 'mlflow.db'}"
     go = workdir / "go"
     jobs = [
-        subprocess.Popen([sys.executable, "-c", JOB, uri, str(go)], env=user_environment(),
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", JOB, uri, str(go)],
+            env=user_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for _ in range(4)
-    ]  # fmt: skip
+    ]
     time.sleep(3)  # all four imported and waiting
     go.touch()
     outputs = [job.communicate(timeout=120)[0] for job in jobs]

@@ -23,9 +23,13 @@ def server(tmp_path):
 @pytest.mark.slow
 def test_run_artifacts_and_model_land_on_the_server(workdir, server, fashion_dir):
     result = run_cli(
-        "dataset.limit=200", "trainer.epochs=2", "trainer.verbose=0", "mlflow.samples=4",
-        f"mlflow.tracking_uri={server}", cwd=workdir,
-    )  # fmt: skip
+        "dataset.limit=200",
+        "trainer.epochs=2",
+        "trainer.verbose=0",
+        "mlflow.samples=4",
+        f"mlflow.tracking_uri={server}",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (workdir / "mlflow.db").exists() and not (workdir / "mlruns").exists()
 
@@ -51,11 +55,22 @@ def test_run_artifacts_and_model_land_on_the_server(workdir, server, fashion_dir
 def test_a_server_that_goes_away_mid_run_loses_nothing(workdir, tmp_path, fashion_dir):
     url, server = start_server(tmp_path)
     training = subprocess.Popen(
-        [sys.executable, "-m", "experiments", "dataset.limit=12000", "trainer.epochs=5",
-         "trainer.verbose=0", "mlflow.samples=4", f"mlflow.tracking_uri={url}"],
-        cwd=workdir, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "experiments",
+            "dataset.limit=12000",
+            "trainer.epochs=5",
+            "trainer.verbose=0",
+            "mlflow.samples=4",
+            f"mlflow.tracking_uri={url}",
+        ],
+        cwd=workdir,
+        env=user_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     try:
         client = mlflow.MlflowClient(url)
         run_id = first_epoch_run_id(client, training)
@@ -92,13 +107,16 @@ def test_sweep_jobs_logging_the_same_data_at_once_all_record_it(server, attempts
     import threading
     from types import SimpleNamespace
 
-    from experiments import tracking
+    from experiments.tracking import store
 
     rng = np.random.default_rng(0)
-    data = SimpleNamespace(**{
-        f"{axis}_{part}": rng.integers(0, 255, (20, 4, 4, 1) if axis == "x" else 20, np.uint8)
-        for axis in ("x", "y") for part in ("train", "val", "test")
-    })  # fmt: skip
+    data = SimpleNamespace(
+        **{
+            f"{axis}_{part}": rng.integers(0, 255, (20, 4, 4, 1) if axis == "x" else 20, np.uint8)
+            for axis in ("x", "y")
+            for part in ("train", "val", "test")
+        }
+    )
     client = mlflow.MlflowClient(server)
     experiment = client.create_experiment(f"race-{attempts}")
     previous = mlflow.get_tracking_uri()
@@ -110,7 +128,7 @@ def test_sweep_jobs_logging_the_same_data_at_once_all_record_it(server, attempts
         with mlflow.start_run(run_id=run.info.run_id):
             gate.wait()
             try:
-                tracking.log_inputs("race", data, attempts=attempts)
+                store.log_inputs("race", data, attempts=attempts)
             except Exception as exc:  # noqa: BLE001 - counted below
                 errors.append(exc)
 
@@ -130,4 +148,7 @@ def test_sweep_jobs_logging_the_same_data_at_once_all_record_it(server, attempts
     assert errors == []
     for run in client.search_runs([experiment]):
         assert sorted(i.dataset.name for i in run.inputs.dataset_inputs) == [
-            "race-test", "race-train", "race-val"]  # fmt: skip
+            "race-test",
+            "race-train",
+            "race-val",
+        ]

@@ -10,10 +10,16 @@ from helpers import run_cli
 @pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_logs_metrics_once(workdir, store_uri, fashion_dir):
     result = run_cli(
-        "trainer.strategy=mirrored", "trainer.logical_cpus=2", "dataset.limit=256",
-        "trainer.epochs=2", "trainer.batch_size=64", "trainer.verbose=0", "mlflow.samples=2",
-        f"mlflow.tracking_uri={store_uri}", cwd=workdir,
-    )  # fmt: skip
+        "trainer.strategy=mirrored",
+        "trainer.logical_cpus=2",
+        "dataset.limit=256",
+        "trainer.epochs=2",
+        "trainer.batch_size=64",
+        "trainer.verbose=0",
+        "mlflow.samples=2",
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.MlflowClient(store_uri)
     run = client.search_runs([client.get_experiment_by_name("experiments").experiment_id])[0]

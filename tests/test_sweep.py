@@ -13,14 +13,22 @@ import mlflow
 import pytest
 from helpers import run_cli, user_environment
 
-QUICK = ["dataset.limit=200", "trainer.epochs=1", "trainer.verbose=0", "mlflow.samples=2",
-         "mlflow.log_model=false"]  # fmt: skip
+QUICK = [
+    "dataset.limit=200",
+    "trainer.epochs=1",
+    "trainer.verbose=0",
+    "mlflow.samples=2",
+    "mlflow.log_model=false",
+]
 
 
 def failure_report(result, workdir) -> str:
     """The sweep's output and its jobs' logs, to tell why a sweep failed."""
-    patterns = ("multirun/*/*/.failed_jobs/*.json", "multirun/*/*/*/*.log",
-                "multirun/*/*/.submitit/*/*.err")  # fmt: skip
+    patterns = (
+        "multirun/*/*/.failed_jobs/*.json",
+        "multirun/*/*/*/*.log",
+        "multirun/*/*/.submitit/*/*.err",
+    )
     logs = "\n".join(
         f"--- {path}\n{path.read_text()[-3000:]}"
         for pattern in patterns
@@ -42,10 +50,18 @@ def test_four_parallel_jobs_on_a_fresh_store_lose_no_run_and_no_metric(
     workdir, store_uri, fashion_dir
 ):
     result = run_cli(
-        "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=1,2,3,4",
-        "dataset.limit=200", "trainer.epochs=3", "trainer.verbose=0", "mlflow.samples=2",
-        "mlflow.log_model=false", f"mlflow.tracking_uri={store_uri}", cwd=workdir,
-    )  # fmt: skip
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=4",
+        "seed=1,2,3,4",
+        "dataset.limit=200",
+        "trainer.epochs=3",
+        "trainer.verbose=0",
+        "mlflow.samples=2",
+        "mlflow.log_model=false",
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )
     assert result.returncode == 0, failure_report(result, workdir)
     client, parents, children = tree(store_uri)
     assert len(parents) == 1 and len(children) == 4
@@ -72,9 +88,13 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
 ):
     # A fresh store: the callback creates it once, before the (parallel) jobs open it.
     result = run_cli(
-        "-m", *launcher, "optimizer.lr=1e-3,1e-4", *QUICK, f"mlflow.tracking_uri={store_uri}",
+        "-m",
+        *launcher,
+        "optimizer.lr=1e-3,1e-4",
+        *QUICK,
+        f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, failure_report(result, workdir)
     client, parents, children = tree(store_uri)
     assert len(parents) == 1 and len(children) == 2
@@ -111,9 +131,12 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
     assert "2 runs, best first by val_accuracy" in result.stdout
 
     compared = run_cli(
-        f"mlflow.tracking_uri={store_uri}", f"parent={parent.info.run_id}", "metric=test_loss",
-        cwd=workdir, module="experiments.compare",
-    )  # fmt: skip
+        f"mlflow.tracking_uri={store_uri}",
+        f"parent={parent.info.run_id}",
+        "metric=test_loss",
+        cwd=workdir,
+        module="experiments.compare",
+    )
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert compared.stdout.splitlines()[0] == "2 runs, best first by test_loss:"
     # The comparison is a run of its own under the sweep; the parent's summary is untouched.
@@ -129,9 +152,13 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
 @pytest.mark.slow
 def test_optuna_search_leaves_a_parent_with_the_best_trial(workdir, store_uri, fashion_dir):
     result = run_cli(
-        "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", *QUICK,
-        f"mlflow.tracking_uri={store_uri}", cwd=workdir,
-    )  # fmt: skip
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=3",
+        *QUICK,
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
+    )
     assert result.returncode == 0, failure_report(result, workdir)
     client, parents, children = tree(store_uri)
     assert len(parents) == 1 and len(children) == 3
@@ -165,9 +192,16 @@ def test_a_failed_job_does_not_stop_the_sweep_nor_its_summary(workdir, store_uri
 @pytest.mark.slow
 def test_an_interrupted_sweep_leaves_no_run_running(workdir, store_uri, fashion_dir):
     command = [
-        sys.executable, "-m", "experiments", "-m", "optimizer.lr=1e-3,1e-4", "dataset.limit=20000",
-        "trainer.epochs=20", "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "experiments",
+        "-m",
+        "optimizer.lr=1e-3,1e-4",
+        "dataset.limit=20000",
+        "trainer.epochs=20",
+        "trainer.verbose=0",
+        f"mlflow.tracking_uri={store_uri}",
+    ]
     process = subprocess.Popen(
         command, cwd=workdir, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -197,8 +231,11 @@ def test_summary_keeps_a_failed_child_and_ranks_it_last(workdir, store_uri):
 
     client = mlflow.MlflowClient(store_uri)
     experiment = client.create_experiment("t")
-    for name, status, accuracy in (("good", "FINISHED", 0.8), ("better", "FINISHED", 0.9),
-                                   ("broken", "FAILED", None)):  # fmt: skip
+    for name, status, accuracy in (
+        ("good", "FINISHED", 0.8),
+        ("better", "FINISHED", 0.9),
+        ("broken", "FAILED", None),
+    ):
         run = client.create_run(experiment, run_name=name, tags={"backbone": "vgg16"})
         if accuracy is not None:
             client.log_metric(run.info.run_id, "best_val_accuracy", accuracy)
@@ -207,8 +244,10 @@ def test_summary_keeps_a_failed_child_and_ranks_it_last(workdir, store_uri):
         client.set_terminated(run.info.run_id, status)
     table = summary.rows(client.search_runs([experiment]), "val_accuracy")
     assert [(r["run"], r["status"]) for r in table] == [
-        ("better", "FINISHED"), ("good", "FINISHED"), ("broken", "FAILED"),
-    ]  # fmt: skip
+        ("better", "FINISHED"),
+        ("good", "FINISHED"),
+        ("broken", "FAILED"),
+    ]
     text = summary.to_text(table, "val_accuracy")
     assert "broken" in text.splitlines()[-1] and "FAILED" in text.splitlines()[-1]
     assert summary.rows(client.search_runs([experiment]), "test_loss")[-1]["run"] == "broken"
@@ -221,11 +260,19 @@ def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
     """The issue's command: lr=1e9 diverges (NaN loss); every trial still runs."""
     storage = f"sqlite:///{workdir / 'optuna.db'}"
     search = [
-        "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=4", "optimizer.lr=choice(1e9,1e-3)",
-        "dataset.limit=1000", "trainer.epochs=2", "backbone=custom_cnn", "trainer.verbose=0",
-        "mlflow.samples=0", "mlflow.log_model=false", f"hydra.sweeper.storage={storage}",
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=4",
+        "optimizer.lr=choice(1e9,1e-3)",
+        "dataset.limit=1000",
+        "trainer.epochs=2",
+        "backbone=custom_cnn",
+        "trainer.verbose=0",
+        "mlflow.samples=0",
+        "mlflow.log_model=false",
+        f"hydra.sweeper.storage={storage}",
         f"mlflow.tracking_uri={store_uri}",
-    ]  # fmt: skip
+    ]
     result = run_cli(*search, cwd=workdir)
     assert result.returncode == 1, failure_report(result, workdir)  # a trial failed: said so
     client, parents, children = tree(store_uri)
@@ -250,8 +297,9 @@ def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
     states = [t.state.name for t in study.trials]
     assert len(states) == 4 and states.count("FAIL") == statuses.count("FAILED")
     # The same storage continues the search: one more trial, five in all.
-    again = run_cli(*[a for a in search if "n_trials" not in a], "hydra.sweeper.n_trials=1",
-                    cwd=workdir)  # fmt: skip
+    again = run_cli(
+        *[a for a in search if "n_trials" not in a], "hydra.sweeper.n_trials=1", cwd=workdir
+    )
     assert again.returncode in (0, 1), failure_report(again, workdir)
     assert len(load_study().trials) == 5
 
@@ -259,10 +307,13 @@ def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
 def test_optuna_direction_follows_the_metric():
     from hydra import compose, initialize_config_dir
 
-    from experiments.config import CONF_DIR
+    from experiments.config.schema import CONF_DIR
 
-    for metric, direction in (("val_accuracy", "maximize"), ("val_loss", "minimize"),
-                              ("test_loss", "minimize")):  # fmt: skip
+    for metric, direction in (
+        ("val_accuracy", "maximize"),
+        ("val_loss", "minimize"),
+        ("test_loss", "minimize"),
+    ):
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(
                 "config", ["hparams_search=optuna", f"metric={metric}"], return_hydra_config=True

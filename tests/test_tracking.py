@@ -4,33 +4,30 @@ from __future__ import annotations
 
 import mlflow
 
-from experiments import tracking
-from experiments.commands import sweep
-from experiments.config import compose
+from experiments.tracking import store, sweeps
+from experiments.training.settings import compose
 
 
 def test_experiments_open_in_the_model_training_view(store_uri):
     client = mlflow.MlflowClient(store_uri)
-    created = tracking.init_store(store_uri, "fresh")
-    assert client.get_experiment(created).tags[tracking.EXPERIMENT_KIND] == tracking.MODEL_TRAINING
+    created = store.init_store(store_uri, "fresh")
+    assert client.get_experiment(created).tags[store.EXPERIMENT_KIND] == store.MODEL_TRAINING
     # One made elsewhere without the tag gets it; a kind a user chose stays.
     older = client.create_experiment("older")
-    chosen = client.create_experiment(
-        "chosen", tags={tracking.EXPERIMENT_KIND: "genai_development"}
-    )
-    tracking.init_store(store_uri, "older")
-    tracking.init_store(store_uri, "chosen")
-    assert client.get_experiment(older).tags[tracking.EXPERIMENT_KIND] == tracking.MODEL_TRAINING
-    assert client.get_experiment(chosen).tags[tracking.EXPERIMENT_KIND] == "genai_development"
+    chosen = client.create_experiment("chosen", tags={store.EXPERIMENT_KIND: "genai_development"})
+    store.init_store(store_uri, "older")
+    store.init_store(store_uri, "chosen")
+    assert client.get_experiment(older).tags[store.EXPERIMENT_KIND] == store.MODEL_TRAINING
+    assert client.get_experiment(chosen).tags[store.EXPERIMENT_KIND] == "genai_development"
 
 
 def test_a_sweep_child_is_named_by_what_the_sweep_varies_first():
     cfg = compose(["optimizer.lr=0.003", "seed=2", "backbone=custom_cnn"])
-    name = tracking.run_name(cfg, ["optimizer.lr", "seed", "backbone"])
+    name = store.run_name(cfg, ["optimizer.lr", "seed", "backbone"])
     assert name == "lr=0.003 · seed=2 · custom_cnn · custom_cnn-scratch-adam-lr0.003"
-    assert tracking.run_name(cfg) == "custom_cnn-scratch-adam-lr0.003"
+    assert store.run_name(cfg) == "custom_cnn-scratch-adam-lr0.003"
     named = compose(["mlflow.run_name=mine"])
-    assert tracking.run_name(named, ["optimizer.lr"]) == "mine"  # the user's name stays
+    assert store.run_name(named, ["optimizer.lr"]) == "mine"  # the user's name stays
 
 
 def test_the_varying_keys_are_the_sweep_overrides_and_the_sweepers_params():
@@ -38,16 +35,20 @@ def test_the_varying_keys_are_the_sweep_overrides_and_the_sweepers_params():
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    from experiments.config import CONF_DIR
+    from experiments.config.schema import CONF_DIR
 
-    overrides = ["optimizer.lr=1e-3,1e-2", "trainer.epochs=2", "backbone=vgg16,mobilenet",
-                 "seed=range(1,4)"]  # fmt: skip
+    overrides = [
+        "optimizer.lr=1e-3,1e-2",
+        "trainer.epochs=2",
+        "backbone=vgg16,mobilenet",
+        "seed=range(1,4)",
+    ]
     # As the sweep callback receives it: the command line's overrides, the basic sweeper.
     cfg = OmegaConf.create({"hydra": {"overrides": {"task": overrides}, "sweeper": {}}})
-    assert sweep.varying_keys(cfg) == ["optimizer.lr", "backbone", "seed"]
+    assert sweeps.varying_keys(cfg) == ["optimizer.lr", "backbone", "seed"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = hydra_compose("config", ["hparams_search=optuna"], return_hydra_config=True)
-    assert sweep.varying_keys(cfg) == ["optimizer.lr", "trainer.batch_size", "backbone.dropout"]
+    assert sweeps.varying_keys(cfg) == ["optimizer.lr", "trainer.batch_size", "backbone.dropout"]
 
 
 def test_a_server_killed_mid_answer_counts_as_gone_and_a_refusal_does_not():

@@ -6,9 +6,9 @@ import mlflow
 import numpy as np
 import pytest
 
-from experiments.config import compose
 from experiments.errors import ConfigError
 from experiments.training import train
+from experiments.training.settings import compose
 
 PRETRAIN = ["dataset.classes=[0,2,4,6,8]", "dataset.limit=12000", "trainer.epochs=3"]
 TARGET = ["dataset.classes=[1,3,5,7,9]", "dataset.limit=40", "trainer.epochs=15"]
@@ -17,13 +17,18 @@ TARGET = ["dataset.classes=[1,3,5,7,9]", "dataset.limit=40", "trainer.epochs=15"
 @pytest.mark.slow
 def test_transfer_from_own_run_beats_scratch_with_the_same_budget(workdir, store_uri, fashion_dir):
     # The README's example: the reference network.
-    common = [f"mlflow.tracking_uri={store_uri}", "trainer.verbose=0", "mlflow.samples=0",
-              "backbone=custom_cnn"]  # fmt: skip
+    common = [
+        f"mlflow.tracking_uri={store_uri}",
+        "trainer.verbose=0",
+        "mlflow.samples=0",
+        "backbone=custom_cnn",
+    ]
     train.run(compose([*common, *PRETRAIN, "mlflow.run_name=pretrain"]))
     pretrain = mlflow.search_runs(
-        experiment_names=["experiments"], filter_string="run_name = 'pretrain'",
+        experiment_names=["experiments"],
+        filter_string="run_name = 'pretrain'",
         output_format="list",
-    )[0]  # fmt: skip
+    )[0]
     weights = f"backbone.weights=runs:/{pretrain.info.run_id}/model"
 
     accuracy = {"transfer": [], "scratch": []}
@@ -32,9 +37,11 @@ def test_transfer_from_own_run_beats_scratch_with_the_same_budget(workdir, store
             overrides = [*common, *TARGET, f"phase={phase}", f"seed={seed}", *extra]
             train.run(compose([*overrides, "mlflow.log_model=false", f"mlflow.run_name={phase}"]))
             run = mlflow.search_runs(
-                experiment_names=["experiments"], output_format="list", max_results=1,
+                experiment_names=["experiments"],
+                output_format="list",
+                max_results=1,
                 order_by=["attributes.start_time DESC"],
-            )[0]  # fmt: skip
+            )[0]
             assert run.data.params["data.classes"] == "Trouser,Dress,Sandal,Sneaker,Ankle boot"
             assert run.data.params["data.train_size"] == "40"
             accuracy[phase].append(run.data.metrics["test_accuracy"])
@@ -50,9 +57,16 @@ def test_weights_from_another_architecture_are_refused(workdir, store_uri, fashi
         0
     ].info.run_id
     cfg = compose(
-        [*common, "backbone=mobilenet", f"backbone.weights=runs:/{run_id}/model",
-         "phase=transfer", "dataset=shapes", "dataset.image_size=32", "dataset.per_class=4"]
-    )  # fmt: skip
+        [
+            *common,
+            "backbone=mobilenet",
+            f"backbone.weights=runs:/{run_id}/model",
+            "phase=transfer",
+            "dataset=shapes",
+            "dataset.image_size=32",
+            "dataset.per_class=4",
+        ]
+    )
     with pytest.raises(ConfigError, match="backbone.weights") as info:
         train.run(cfg)
     assert "does not fit mobilenet" in str(info.value)
@@ -61,9 +75,13 @@ def test_weights_from_another_architecture_are_refused(workdir, store_uri, fashi
 
 def test_missing_run_is_refused(workdir, store_uri, fashion_dir):
     cfg = compose(
-        [f"mlflow.tracking_uri={store_uri}", "phase=transfer",
-         "backbone.weights=runs:/0123456789abcdef0123456789abcdef/model", "dataset.limit=64"]
-    )  # fmt: skip
+        [
+            f"mlflow.tracking_uri={store_uri}",
+            "phase=transfer",
+            "backbone.weights=runs:/0123456789abcdef0123456789abcdef/model",
+            "dataset.limit=64",
+        ]
+    )
     with pytest.raises(ConfigError, match="cannot load a model from runs:/0123456789abcdef"):
         train.run(cfg)
 

@@ -1,4 +1,4 @@
-"""``python -m experiments.compare``: kept at this name for users' scripts (see ``commands.compare``)."""
+"""``python -m experiments.compare``, the name users' scripts call (code: ``commands.compare``)."""
 
 from experiments.commands.compare import main
 

@@ -23,3 +23,9 @@ class TrackingError(ExperimentError):
 
 class TrainingError(ExperimentError):
     """Training went wrong in a way the user can act on (e.g. the loss became NaN)."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type when it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -1,4 +1,4 @@
-"""``python -m experiments.predict``: kept at this name for users' scripts (see ``commands.predict``)."""
+"""``python -m experiments.predict``, the name users' scripts call (code: ``commands.predict``)."""
 
 from experiments.commands.predict import main
 

@@ -1,4 +1,4 @@
-"""``python -m experiments.study``: kept at this name for users' scripts (see ``commands.study``)."""
+"""``python -m experiments.study``, the name users' scripts call (code: ``commands.study``)."""
 
 from experiments.commands.study import main
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from typing import NoReturn
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from experiments.errors import ConfigError, ExperimentError
+from experiments.errors import ConfigError, ExperimentError, first_line
+
+log = logging.getLogger("experiments")
 
 
 def parse(argv: list[str], schema: type, prog: str):
@@ -25,7 +29,7 @@ def parse(argv: list[str], schema: type, prog: str):
         return OmegaConf.merge(base, OmegaConf.from_dotlist(items))
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "argument"
-        raise ConfigError(str(key), str(exc).splitlines()[0]) from None
+        raise ConfigError(str(key), first_line(exc)) from None
 
 
 def _help(schema: type, prog: str) -> str:
@@ -43,6 +47,18 @@ def run_command(function, argv: list[str] | None = None) -> None:
     try:
         code = function(sys.argv[1:] if argv is None else argv)
     except ExperimentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_on_error(exc)
     raise SystemExit(code or 0)
+
+
+def print_error(exc: ExperimentError, *, to_log: bool = False) -> None:
+    """A user error as one line on stderr; with ``to_log``, in the job's log file too."""
+    if to_log:
+        log.error("%s", exc)
+    print(f"error: {exc}", file=sys.stderr)
+
+
+def exit_on_error(exc: ExperimentError, *, to_log: bool = False) -> NoReturn:
+    """Say what is wrong in one line and exit with status 2, the command line's for bad input."""
+    print_error(exc, to_log=to_log)
+    raise SystemExit(2) from None

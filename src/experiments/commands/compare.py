@@ -57,12 +57,13 @@ def _compare(argv: list[str]) -> int:
     cfg = parse(argv, CompareArgs, "experiments.compare")
     import mlflow
 
-    from experiments import tracking
+    from experiments import uris
     from experiments.reporting import summary
+    from experiments.tracking import store
 
-    uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri)
-    shown = tracking.redact(uri)
-    db = tracking.sqlite_path(uri)
+    uri = store.resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    shown = uris.redact(uri)
+    db = uris.sqlite_path(uri)
     if db is not None and not db.is_file():  # MLflow would create an empty store here
         raise TrackingError(f"no MLflow store at {shown}: set mlflow.tracking_uri= or run here")
     client = mlflow.MlflowClient(uri)
@@ -106,7 +107,7 @@ def _compare(argv: list[str]) -> int:
 
 def _comparison_run(client, experiment_id: str, cfg) -> str:
     """A run of its own for the comparison; under the sweep's parent when ``parent=`` is given."""
-    from experiments.tracking import default_tags
+    from experiments.tracking.store import default_tags
 
     tags = {"experiments.kind": "comparison", "filter": cfg.filter or "", "metric": cfg.metric}
     if cfg.parent:

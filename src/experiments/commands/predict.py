@@ -70,7 +70,8 @@ def load_model(uri: str, tracking_uri: str):
     """The Keras model at ``uri`` (``runs:/``, ``models:/`` or a folder), loaded safely."""
     import mlflow
 
-    from experiments.tracking import load_logged_model, sqlite_path
+    from experiments.tracking.logged_models import load_logged_model
+    from experiments.uris import sqlite_path
 
     if not urlparse(uri).scheme and not Path(uri).exists():
         raise ConfigError(f"model={uri}", "no such folder, and not a runs:/ or models:/ URI")
@@ -253,7 +254,7 @@ def _predict(argv: list[str]) -> int:
     from experiments.reporting.reports import (
         format_top_k,  # matplotlib: not for a rejected command line
     )
-    from experiments.tracking import resolve_tracking_uri
+    from experiments.tracking.store import resolve_tracking_uri
 
     paths = list_inputs(cfg.inputs)
     quiet.import_tensorflow()  # without its start-up notes

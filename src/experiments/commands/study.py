@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from experiments import models as backbones
+from experiments import models
+from experiments.commands.cli_args import exit_on_error
 from experiments.data.animals import DEFAULT_ROOT as ANIMALS
 from experiments.errors import ConfigError
 
@@ -40,7 +41,7 @@ def split_backbones(overrides: list[str]) -> tuple[list[str], list[str]]:
     if not names:
         raise ConfigError("backbones", "name at least one backbone, e.g. backbones=[resnet50]")
     for name in names:
-        backbones.spec(name)  # an unknown name fails here, listing the choices
+        models.spec(name)  # an unknown name fails here, listing the choices
     return names, rest
 
 
@@ -67,11 +68,19 @@ def commands(overrides: list[str], animals_present: bool, stamp: str) -> list[li
         compare.append(f"register_as={register}")
     custom = [*python, "experiments", *(["-m"] if repeat else []), "backbone=custom_cnn"]
     return [
-        [*python, "experiments", "-m", f"backbone={','.join(names)}",
-         "phase=transfer,finetune", f"dataset={dataset}", *repeat, *overrides],
+        [
+            *python,
+            "experiments",
+            "-m",
+            f"backbone={','.join(names)}",
+            "phase=transfer,finetune",
+            f"dataset={dataset}",
+            *repeat,
+            *overrides,
+        ],
         [*custom, "dataset=fashion_mnist", *repeat, *shared],
         [*python, "experiments.compare", *compare, "metric=test_accuracy"],
-    ]  # fmt: skip
+    ]
 
 
 def _take(overrides: list[str], prefix: str) -> tuple[str | None, list[str]]:
@@ -97,8 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         study = commands(overrides, animals_present, time.strftime("%Y%m%d-%H%M%S"))
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_on_error(exc)
     if not animals_present:
         print(
             f"No {ANIMALS}/ here: running the study on the synthetic dataset=shapes instead "

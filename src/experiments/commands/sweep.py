@@ -12,51 +12,19 @@ import atexit
 import json
 import logging
 import shutil
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from experiments.signals import interrupt_on_sigterm
+from experiments.tracking import outbox, store
+from experiments.tracking.sweeps import FAILED_DIR, PARENT_FILE, varying_keys
+from experiments.uris import redact
+
 log = logging.getLogger(__name__)
-
-PARENT_FILE = "mlflow_parent_run.json"
-FAILED_DIR = ".failed_jobs"
-
-
-def parent_of_current_job() -> dict | None:
-    """The sweep's parent run (id, tracking URI) when this job is part of a sweep."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return None
-    path = Path(HydraConfig.get().sweep.dir) / PARENT_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def varying_keys(config: DictConfig) -> list[str]:
-    """The keys a sweep varies: its sweep overrides (``lr=1e-3,1e-2``) and a sweeper's params."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-    keys = [o.key_or_group.lstrip("+~") for o in parsed if o.is_sweep_override()]
-    searched = config.hydra.sweeper.get("params") or {}
-    return keys + [key for key in searched if key not in keys]
-
-
-def record_failed_job(error: BaseException) -> None:
-    """Leave a note in the sweep folder for a job that failed, run or no run."""
-    from hydra.core.hydra_config import HydraConfig
-
-    hydra = HydraConfig.get()
-    folder = Path(hydra.sweep.dir) / FAILED_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    note = {"job": hydra.job.num, "overrides": list(hydra.overrides.task), "error": str(error)}
-    (folder / f"{hydra.job.num}.json").write_text(json.dumps(note))
 
 
 class MlflowSweepCallback(Callback):
@@ -65,33 +33,33 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         import mlflow
 
-        from experiments import tracking
-        from experiments.tracking import outbox
-
-        uri = tracking.resolve_tracking_uri(config.mlflow.tracking_uri)
+        uri = store.resolve_tracking_uri(config.mlflow.tracking_uri)
         outbox.use_short_retries(uri)  # a server gone by the summary: seconds, not minutes
-        experiment_id = tracking.init_store(uri, config.mlflow.experiment_name)
+        experiment_id = store.init_store(uri, config.mlflow.experiment_name)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        overrides = tracking.redact(" ".join(config.hydra.overrides.task))
+        overrides = redact(" ".join(config.hydra.overrides.task))
         tags = {
-            "experiments.kind": "sweep", "hydra.overrides": overrides,
-            "command": tracking.redact(" ".join(sys.argv)),
-        }  # fmt: skip
+            "experiments.kind": "sweep",
+            "hydra.overrides": overrides,
+            "command": redact(" ".join(sys.argv)),
+        }
         parent = mlflow.MlflowClient(uri).create_run(
-            experiment_id, run_name=f"sweep-{sweep_dir.name}", tags=tracking.default_tags(tags)
+            experiment_id, run_name=f"sweep-{sweep_dir.name}", tags=store.default_tags(tags)
         )
         info = {
-            "run_id": parent.info.run_id, "tracking_uri": uri, "experiment_id": experiment_id,
+            "run_id": parent.info.run_id,
+            "tracking_uri": uri,
+            "experiment_id": experiment_id,
             "varying": varying_keys(config),
-        }  # fmt: skip
+        }
         shutil.rmtree(sweep_dir / FAILED_DIR, ignore_errors=True)  # a reused sweep folder
         (sweep_dir / PARENT_FILE).write_text(json.dumps(info))
-        log.info("MLflow sweep parent run %s in %s", parent.info.run_id, tracking.redact(uri))
+        log.info("MLflow sweep parent run %s in %s", parent.info.run_id, redact(uri))
         # Hydra skips on_multirun_end when the sweep is interrupted or its sweeper fails:
         # the parent must not stay RUNNING for ever.
         atexit.register(_end_if_running, uri, parent.info.run_id)
-        _interrupt_on_sigterm()
+        interrupt_on_sigterm()  # the launching process stops like Ctrl-C: exit handlers run
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         import mlflow
@@ -144,9 +112,3 @@ def _end_if_running(uri: str, run_id: str) -> None:
             client.set_terminated(run_id, "KILLED")
     except Exception as exc:  # the store may be gone; nothing more to save
         log.warning("could not end the sweep's parent run %s: %s", run_id, exc)
-
-
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM stops the launching process like Ctrl-C, so exit handlers still run."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)

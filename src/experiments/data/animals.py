@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiments.data import Splits, image_folder
+from experiments.data import image_folder
+from experiments.data.splits import Splits
 from experiments.errors import DataError
 
 DEFAULT_ROOT = Path("data/animals")

@@ -9,16 +9,24 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.data import Splits, hold_out
 from experiments.data.idx import read_idx
+from experiments.data.splits import Splits, hold_out
 from experiments.errors import DataError
 
 log = logging.getLogger(__name__)
 
 CLASS_NAMES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
     "y_train": "train-labels-idx1-ubyte.gz",
@@ -109,12 +117,18 @@ def load(cfg, seed: int) -> Splits:
     log.info("Fashion-MNIST source: %s", source)
     arrays = _read(folder) if folder is not None else _download()
     x_train, y_train, x_val, y_val = hold_out(
-        arrays["x_train"], arrays["y_train"], cfg.val_split, cfg.limit, seed
+        arrays["x_train"], arrays["y_train"], cfg.val_split, seed
     )
     splits = Splits(
-        x_train, y_train, x_val, y_val, arrays["x_test"], arrays["y_test"],
-        class_names=list(CLASS_NAMES), source=source,
-    )  # fmt: skip
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        arrays["x_test"],
+        arrays["y_test"],
+        class_names=list(CLASS_NAMES),
+        source=source,
+    )
     return _fit_shape(splits, cfg.image_size, cfg.channels)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.data import Splits, hold_out
 from experiments.data.images import IMAGE_SUFFIXES, decode, is_image_file
+from experiments.data.splits import Splits, hold_out
 from experiments.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,6 @@ def load(cfg, seed: int) -> Splits:
 
 def load_folder(root: Path, cfg, seed: int, source: str) -> Splits:
     """Decode the class sub-folders of ``root`` at ``cfg.image_size`` and split them."""
-    _check_cfg(cfg)
     _check_root(root)
     if (root / "train").is_dir():
         splits = _load_pre_split(root, cfg, seed, source)
@@ -36,25 +35,15 @@ def load_folder(root: Path, cfg, seed: int, source: str) -> Splits:
         splits = _load_flat(root, cfg, seed, source)
     log.info(
         "%s: %d classes, %d train / %d val / %d test images",
-        source, splits.num_classes, len(splits.y_train), len(splits.y_val), len(splits.y_test),
-    )  # fmt: skip
+        source,
+        splits.num_classes,
+        len(splits.y_train),
+        len(splits.y_val),
+        len(splits.y_test),
+    )
     if splits.skipped:
         log.warning("%s: skipped %d files that could not be decoded", source, splits.skipped)
     return splits
-
-
-def _check_cfg(cfg) -> None:
-    if cfg.channels not in (1, 3):
-        raise ConfigError("dataset.channels", f"must be 1 or 3, not {cfg.channels!r}")
-    if not isinstance(cfg.image_size, int) or cfg.image_size < 1:
-        raise ConfigError("dataset.image_size", f"must be a positive int, not {cfg.image_size!r}")
-    for key in ("val_split", "test_split"):
-        if not 0 <= getattr(cfg, key) < 1:
-            raise ConfigError(f"dataset.{key}", f"must be in [0, 1), not {getattr(cfg, key)!r}")
-    if cfg.val_split + cfg.test_split >= 1:
-        raise ConfigError("dataset.val_split", "val_split + test_split must be below 1")
-    if cfg.limit is not None and cfg.limit < 1:
-        raise ConfigError("dataset.limit", f"must be a positive int or null, not {cfg.limit!r}")
 
 
 def _check_root(root: Path) -> None:
@@ -132,11 +121,9 @@ def _stack(images: list[np.ndarray], labels: list[int], size: int, channels: int
     return np.stack(images), np.asarray(labels, np.int64)
 
 
-def _cap(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int):
-    """Shuffle the training set with ``seed`` and keep at most ``limit`` of it."""
+def _shuffled(x: np.ndarray, y: np.ndarray, seed: int):
+    """The training images in an order of ``seed``'s, rather than class by class."""
     order = np.random.default_rng(seed).permutation(len(x))
-    if limit is not None:
-        order = order[:limit]
     return x[order], y[order]
 
 
@@ -164,14 +151,19 @@ def _load_pre_split(root: Path, cfg, seed: int, source: str) -> Splits:
     x_train, y_train = arrays["train"]
     if "test" not in arrays:
         log.info("%s has no test/ folder: holding out %.0f%% of train/", root, 100 * cfg.test_split)
-        x_train, y_train, *arrays["test"] = hold_out(x_train, y_train, cfg.test_split, None, seed)
+        x_train, y_train, *arrays["test"] = hold_out(x_train, y_train, cfg.test_split, seed)
     if "val" not in arrays:
-        x_train, y_train, *arrays["val"] = hold_out(x_train, y_train, cfg.val_split, None, seed)
-    x_train, y_train = _cap(x_train, y_train, cfg.limit, seed)
+        x_train, y_train, *arrays["val"] = hold_out(x_train, y_train, cfg.val_split, seed)
+    x_train, y_train = _shuffled(x_train, y_train, seed)
     return Splits(
-        x_train, y_train, *arrays["val"], *arrays["test"],
-        class_names=names, source=source, skipped=skipped,
-    )  # fmt: skip
+        x_train,
+        y_train,
+        *arrays["val"],
+        *arrays["test"],
+        class_names=names,
+        source=source,
+        skipped=skipped,
+    )
 
 
 def _split_counts(n: int, val_split: float, test_split: float) -> tuple[int, int]:
@@ -208,9 +200,13 @@ def _load_flat(root: Path, cfg, seed: int, source: str) -> Splits:
         for split, indices in chosen.items():
             parts[split][0].extend(images[i] for i in indices)
             parts[split][1].extend([k] * len(indices))
-    x_train, y_train = _cap(*_stack(*parts["train"], size, channels), cfg.limit, seed)
+    x_train, y_train = _shuffled(*_stack(*parts["train"], size, channels), seed)
     return Splits(
-        x_train, y_train,
-        *_stack(*parts["val"], size, channels), *_stack(*parts["test"], size, channels),
-        class_names=names, source=source, skipped=skipped,
-    )  # fmt: skip
+        x_train,
+        y_train,
+        *_stack(*parts["val"], size, channels),
+        *_stack(*parts["test"], size, channels),
+        class_names=names,
+        source=source,
+        skipped=skipped,
+    )

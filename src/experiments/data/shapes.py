@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from experiments.data import Splits, image_folder
-from experiments.errors import ConfigError, DataError
+from experiments.data import image_folder
+from experiments.data.splits import Splits
+from experiments.errors import DataError
 
 log = logging.getLogger(__name__)
 
 CLASSES = ("circle", "square", "triangle", "star")
 DEFAULT_ROOT = Path("data/shapes")
-DEFAULT_PER_CLASS = 100
 # The drawings stay the same whatever the run's seed, which only splits them.
 GENERATION_SEED = 0
 MARKER = ".complete"
@@ -32,14 +32,15 @@ MIN_CONTRAST = 80  # in luminance, so the shape still shows in grayscale
 def load(cfg, seed: int) -> Splits:
     """The shapes under ``cfg.root`` (default ``data/shapes``), generated if missing, split."""
     root = Path(getattr(cfg, "root", None) or DEFAULT_ROOT).expanduser().absolute()
-    per_class = getattr(cfg, "per_class", None) or DEFAULT_PER_CLASS
-    if not isinstance(per_class, int) or per_class < 1:
-        raise ConfigError("dataset.per_class", f"must be a positive int, not {per_class!r}")
+    per_class = cfg.per_class
     if not is_complete(root, per_class, cfg.image_size, GENERATION_SEED):
         log.info(
             "Generating %d synthetic images per shape at %dx%d into %s",
-            per_class, cfg.image_size, cfg.image_size, root,
-        )  # fmt: skip
+            per_class,
+            cfg.image_size,
+            cfg.image_size,
+            root,
+        )
         generate(root, per_class, cfg.image_size, GENERATION_SEED)
     return image_folder.load_folder(root, cfg, seed, source=f"synthetic shapes ({root})")
 

@@ -20,6 +20,11 @@ PARALLEL_GATHERS = 2
 PREFETCH = 4  # batches
 
 
+def inference_batch(training_batch: int) -> int:
+    """The batch for a pass without gradients: at least 64 images, which keeps the CPU busy."""
+    return max(training_batch, 64)
+
+
 def usable() -> bool:
     """Whether ``fit`` may stream (not under a tf.distribute strategy)."""
     import tensorflow as tf

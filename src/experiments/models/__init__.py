@@ -11,22 +11,22 @@ on cached features, and a logged model predicts from raw pixels with no outside 
 
 from __future__ import annotations
 
+from experiments.models import preprocessing
+from experiments.models.augmentation import augmentation
 from experiments.models.registry import BACKBONES, PREPROCESSING, BackboneSpec, names, spec
+from experiments.models.weights import load_base
 
 __all__ = ["BACKBONES", "PREPROCESSING", "BackboneSpec", "build", "names", "spec"]
 
 
-def build(cfg, input_shape: tuple[int, ...], num_classes: int, *, frozen_bn: bool = False):
+def build(cfg, input_shape: tuple[int, ...], num_classes: int, *, frozen_bn=False, logged=None):
     """The whole model for ``cfg.backbone``, taking raw 0-255 pixels.
 
     ``frozen_bn`` calls the base with ``training=False``, so its BatchNormalization layers
     stay in inference mode even once the base is unfrozen (transfer and fine-tuning).
+    ``logged``: the earlier run's model that ``backbone.weights=runs:/...`` names.
     """
     import keras
-
-    from experiments.models import preprocessing
-    from experiments.models.augmentation import augmentation
-    from experiments.models.weights import load_base
 
     row = spec(cfg.backbone.name)
     inputs = keras.Input(shape=input_shape, name="image")
@@ -37,7 +37,7 @@ def build(cfg, input_shape: tuple[int, ...], num_classes: int, *, frozen_bn: boo
     preprocess = keras.Sequential(preprocessing.layers(row.preprocessing), name="preprocess")
     preprocess.trainable = False
     x = preprocess(x)
-    base = load_base(row, cfg.backbone.weights, input_shape)
+    base = load_base(row, cfg.backbone.weights, input_shape, logged)
     x = base(x, training=False) if frozen_bn else base(x)
     head = _head(base.output_shape, num_classes, cfg.backbone.dropout, row)
     return keras.Model(inputs, head(x), name=cfg.backbone.name)

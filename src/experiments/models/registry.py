@@ -144,13 +144,31 @@ _ROWS = (
     _app("inception_v3.InceptionV3", "tf", 75, 299, f"inception_v3{NOTOP}"),
     _app("inception_resnet_v2.InceptionResNetV2", "tf", 75, 299, f"inception_resnet_v2{NOTOP}"),
     _app("mobilenet.MobileNet", "tf", 32, 224, _MOBILENET, weight_sizes=(128, 160, 192, 224)),
-    _app("mobilenet_v2.MobileNetV2", "tf", 32, 224, _MOBILENET_V2,
-         weight_sizes=(96, 128, 160, 192, 224)),
+    _app(
+        "mobilenet_v2.MobileNetV2",
+        "tf",
+        32,
+        224,
+        _MOBILENET_V2,
+        weight_sizes=(96, 128, 160, 192, 224),
+    ),
     # Keras exports MobileNetV3's constructors only at the top of keras.applications.
-    _app("MobileNetV3Small", "included", 32, 224, _MOBILENET_V3.format("small"),
-         module="keras.applications.mobilenet_v3"),
-    _app("MobileNetV3Large", "included", 32, 224, _MOBILENET_V3.format("large"),
-         module="keras.applications.mobilenet_v3"),
+    _app(
+        "MobileNetV3Small",
+        "included",
+        32,
+        224,
+        _MOBILENET_V3.format("small"),
+        module="keras.applications.mobilenet_v3",
+    ),
+    _app(
+        "MobileNetV3Large",
+        "included",
+        32,
+        224,
+        _MOBILENET_V3.format("large"),
+        module="keras.applications.mobilenet_v3",
+    ),
     _app("nasnet.NASNetMobile", "tf", 32, 224, "nasnet_mobile_no_top.h5"),
     _app("nasnet.NASNetLarge", "tf", 32, 331, "nasnet_large_no_top.h5"),
     _app("resnet.ResNet50", "caffe", 32, 224, f"resnet50{NOTOP}"),
@@ -162,7 +180,7 @@ _ROWS = (
     _app("vgg16.VGG16", "caffe", 32, 224, f"vgg16{NOTOP}"),
     _app("vgg19.VGG19", "caffe", 32, 224, f"vgg19{NOTOP}"),
     _app("xception.Xception", "tf", 71, 299, f"xception{NOTOP}"),
-)  # fmt: skip
+)
 BACKBONES: dict[str, BackboneSpec] = {row.name: row for row in _ROWS}
 
 
@@ -191,8 +209,13 @@ def spec(name: str) -> BackboneSpec:
 
 def markdown_table() -> str:
     """The README's backbone table (a test keeps the README equal to it)."""
-    header = ("backbone", "preprocessing in the model", "min size", "default size",
-              "ImageNet weights file")  # fmt: skip
+    header = (
+        "backbone",
+        "preprocessing in the model",
+        "min size",
+        "default size",
+        "ImageNet weights file",
+    )
     lines = [f"| {' | '.join(header)} |", "| --- | --- | --- | --- | --- |"]
     for row in BACKBONES.values():
         weights = f"`{row.imagenet_file(row.default_size)}`" if row.imagenet else "none"

@@ -6,9 +6,9 @@ import importlib
 import os
 from pathlib import Path
 
-from experiments.config import is_model_uri
-from experiments.errors import ConfigError, ExperimentError
+from experiments.errors import ConfigError, ExperimentError, first_line
 from experiments.models.registry import BackboneSpec
+from experiments.uris import is_model_uri
 
 
 def keras_cache_dir() -> Path:
@@ -16,12 +16,18 @@ def keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
 
 
-def load_base(row: BackboneSpec, weights: str | None, input_shape):
-    """The base of backbone ``row`` initialised from ``weights``."""
+def load_base(row: BackboneSpec, weights: str | None, input_shape, logged=None):
+    """The base of backbone ``row`` initialised from ``weights``.
+
+    ``logged``: for ``weights=runs:/...`` (a model URI), that model, which the trainer
+    loads from MLflow: models never reach into the tracking store themselves.
+    """
     if weights == "imagenet":
         return _imagenet(row, input_shape)
     if is_model_uri(weights):
-        return _from_run(row, weights, input_shape)
+        if logged is None:
+            raise ValueError(f"backbone.weights={weights}: pass the logged model it names")
+        return _from_run(row, weights, logged, input_shape)
     base = construct(row, input_shape, None)
     if weights is not None:
         _load_file(base, Path(weights).expanduser(), row.name)
@@ -51,7 +57,7 @@ def _imagenet(row: BackboneSpec, input_shape):
     try:
         return construct(row, input_shape, "imagenet")
     except Exception as exc:  # no network, a proxy, a corrupt cached file...
-        reason = str(exc).splitlines()[0][:200]
+        reason = first_line(exc, 200)
         raise ExperimentError(
             f"backbone.weights=imagenet: the ImageNet weights of {row.name} ({filename}) are "
             f"not in the Keras cache {cache} and could not be downloaded ({reason}). Either copy "
@@ -69,16 +75,13 @@ def _load_file(base, path: Path, name: str) -> None:
         ) from exc
 
 
-def _from_run(row: BackboneSpec, uri: str, input_shape):
+def _from_run(row: BackboneSpec, uri: str, model, input_shape):
     """The base of an earlier run's model (same backbone, same input shape), trainable.
 
     The run's base itself, not its weights copied into a new one: a base built from
     ImageNet weights can hold layers a random one lacks (EfficientNet's input scaling).
     Its layers keep the precision policy the earlier run used.
     """
-    from experiments.tracking import load_logged_model
-
-    model, _ = load_logged_model(uri, key="backbone.weights")
     try:
         base = model.get_layer("base")
     except ValueError:

@@ -40,8 +40,16 @@ COLUMNS = [
 ]
 # Params that do not make a configuration: the seed, where and how a run was tracked or
 # shown, and the data sizes that follow from the rest.
-NOT_CONFIGURATION = ("seed", "mlflow.", "runtime.", "data.", "trainer.resume", "trainer.verbose",
-                     "trainer.checkpoints", "trainer.threads")  # fmt: skip
+NOT_CONFIGURATION = (
+    "seed",
+    "mlflow.",
+    "runtime.",
+    "data.",
+    "trainer.resume",
+    "trainer.verbose",
+    "trainer.checkpoints",
+    "trainer.threads",
+)
 
 
 def _value(run, source: str | None):
@@ -105,12 +113,22 @@ def _cell(value, column: str = "") -> str:
 
 # The terminal table: short headers, parameters as trainable/total.
 TEXT_COLUMNS = [
-    ("run", "run"), ("status", "status"), ("backbone", "backbone"), ("phase", "phase"),
-    ("dataset", "dataset"), ("optimizer", "opt"), ("lr", "lr"), ("epochs", "epochs"),
-    ("params", "params"), ("train_time_s", "time_s"), ("best_val_accuracy", "best_val_acc"),
-    ("test_accuracy", "test_acc"), ("test_ci", "test_acc_95%"), ("test_loss", "test_loss"),
+    ("run", "run"),
+    ("status", "status"),
+    ("backbone", "backbone"),
+    ("phase", "phase"),
+    ("dataset", "dataset"),
+    ("optimizer", "opt"),
+    ("lr", "lr"),
+    ("epochs", "epochs"),
+    ("params", "params"),
+    ("train_time_s", "time_s"),
+    ("best_val_accuracy", "best_val_acc"),
+    ("test_accuracy", "test_acc"),
+    ("test_ci", "test_acc_95%"),
+    ("test_loss", "test_loss"),
     ("seed", "seed"),
-]  # fmt: skip
+]
 
 
 def _params(row: dict) -> str:
@@ -170,8 +188,10 @@ def write_files(client, table: list[dict], metric: str, folder: Path) -> list[Pa
     groups = aggregate.configurations(table, metric)
     (folder / "configurations.csv").write_text(aggregate.to_csv(groups))
     (folder / "configurations.txt").write_text(aggregate.to_text(groups, metric) + "\n")
-    paths = [folder / n for n in ("comparison.csv", "comparison.md", "configurations.csv",
-                                  "configurations.txt")]  # fmt: skip
+    paths = [
+        folder / n
+        for n in ("comparison.csv", "comparison.md", "configurations.csv", "configurations.txt")
+    ]
     finished = [row for row in table if row.get("test_accuracy") is not None]
     if finished:
         labels = [_label(row) for row in finished]  # run names repeat across seeds and sweeps
@@ -223,19 +243,22 @@ def register_best(client, target: dict, table: list[dict], metric: str, name: st
     ``target`` is the run that records it (``run_id``, ``tracking_uri``); returns the
     problems to report (none when it was registered).
     """
-    from experiments import tracking
     from experiments.errors import ExperimentError
+    from experiments.tracking import logged_models
 
     best = aggregate.champion(aggregate.configurations(table, metric))
     if best is None:
         return [f"error: register_as={name}: no finished run to register"]
     try:
-        version = tracking.register_champion(
+        version = logged_models.register_champion(
             target["tracking_uri"], best["run_id"], name, "register_as"
         )
     except ExperimentError as exc:
         return [f"error: {exc}"]
     client.set_tag(target["run_id"], "registered_model", f"{name}/{version}")
-    print(f"Registered {best['run']} ({best['run_id']}) as models:/{name}/{version}, "
-          f"alias {tracking.CHAMPION}: models:/{name}@{tracking.CHAMPION}", flush=True)  # fmt: skip
+    print(
+        f"Registered {best['run']} ({best['run_id']}) as models:/{name}/{version}, "
+        f"alias {logged_models.CHAMPION}: models:/{name}@{logged_models.CHAMPION}",
+        flush=True,
+    )
     return []

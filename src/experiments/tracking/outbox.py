@@ -125,8 +125,10 @@ class Outbox:
         log.warning(
             "The tracking server %s stopped answering (%s). Training goes on; what this run "
             "logs from now on is written to %s",
-            self.uri, self.reason, self.folder,
-        )  # fmt: skip
+            self.uri,
+            self.reason,
+            self.folder,
+        )
 
 
 def keep_json(name: str, values: dict) -> Callable[[Path], None]:

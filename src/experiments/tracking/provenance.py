@@ -9,7 +9,7 @@ from pathlib import Path
 
 def tags() -> dict[str, str]:
     """Run tags naming the command, the overrides and the git state of the code."""
-    from experiments.tracking import redact
+    from experiments.uris import redact
 
     found = {"command": redact(" ".join(sys.argv))}
     overrides = _hydra_overrides()

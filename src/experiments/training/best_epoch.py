@@ -15,7 +15,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from experiments.metrics import lower_is_better
+from experiments.metrics import epoch_metric, lower_is_better
+from experiments.training import checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,11 @@ def callback(tracker: Tracker, model, stage: str, first_step: int, trainer, fold
                 self.model.stop_training = True  # the model fit() trains: the head or all
                 log.info(
                     "Early stopping after epoch %d: no gain of %s over %g in %d epoch(s)",
-                    step, tracker.metric, min_delta, patience,
-                )  # fmt: skip
+                    step,
+                    tracker.metric,
+                    min_delta,
+                    patience,
+                )
 
     return BestEpoch()
 
@@ -114,8 +118,6 @@ def _waited(tracker: Tracker, step: int, first_step: int) -> int:
 
 
 def _save_best(model, folder: Path, tracker: Tracker) -> None:
-    from experiments.training import checkpoints
-
     checkpoints.save_model(model, folder / checkpoints.BEST)
     checkpoints.write_atomically(folder / BEST_STATE, json.dumps(tracker.state()).encode())
 
@@ -133,8 +135,9 @@ def resumed(metric: str, folder: Path, state: dict | None) -> Tracker:
         log.warning(
             "checkpoints/best.keras holds epoch %s, not the best epoch %s: "
             "the best epoch is chosen again from the resumed epochs",
-            saved.get("step"), tracker.step,
-        )  # fmt: skip
+            saved.get("step"),
+            tracker.step,
+        )
         return Tracker(metric)
     return tracker
 
@@ -147,11 +150,53 @@ def restore(model, tracker: Tracker, last_step: int, folder: Path | None) -> boo
         for variable, value in tracker.snapshot:
             variable.assign(value)
     else:  # a resumed run whose best epoch came before the interruption
-        from experiments.training import checkpoints
-
         model.load_weights(folder / checkpoints.BEST)
     log.info(
         "Restored the weights of epoch %d (%s, best %s=%.4f); the last epoch was %d",
-        tracker.step, tracker.stage, tracker.metric, tracker.value, last_step,
-    )  # fmt: skip
+        tracker.step,
+        tracker.stage,
+        tracker.metric,
+        tracker.value,
+        last_step,
+    )
     return True
+
+
+def tracker_for(metric: str, folder: Path | None, resumed_best: dict | None = None) -> Tracker:
+    """The best epoch of the run's ``metric`` so far: none, or where a resumed run left it."""
+    metric = epoch_metric(metric)
+    if folder is None or resumed_best is None:
+        return Tracker(metric)
+    return resumed(metric, folder, resumed_best)
+
+
+def model_step(
+    model, tracker: Tracker, history: dict, folder: Path | None, restore_best: bool
+) -> int:
+    """Restore the best epoch's weights (``trainer.restore_best``); the step the model is from."""
+    last_step = len(history.get("loss", [])) - 1
+    if restore_best and restore(model, tracker, last_step, folder):
+        return tracker.step
+    return max(last_step, 0)
+
+
+def selection_metrics(history: dict, tracker: Tracker) -> dict[str, float]:
+    """The best epochs of the validation curves, and where the run's ``metric`` peaked."""
+    metrics: dict[str, float] = {}
+    if history.get("val_accuracy"):
+        metrics["best_val_accuracy"] = max(history["val_accuracy"])
+    if history.get("val_loss"):
+        metrics["best_val_loss"] = min(history["val_loss"])
+    if tracker.step is not None:
+        metrics["best_epoch"] = tracker.step
+    if tracker.stopped_step is not None:
+        metrics["stopped_epoch"] = tracker.stopped_step
+    return metrics
+
+
+def stage_tags(stages: list[str], tracker: Tracker) -> dict[str, str]:
+    """The run's stages (``warmup@0,finetune@2``) and the stage of its best epoch."""
+    tags = {"stages": ",".join(stages)}
+    if tracker.stage is not None:
+        tags["best_epoch_stage"] = tracker.stage
+    return tags

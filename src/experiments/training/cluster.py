@@ -22,7 +22,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from experiments import tracking
+from experiments.tracking import store
 from experiments.training import checkpoints
 
 log = logging.getLogger(__name__)
@@ -107,8 +107,8 @@ def _run_to_resume(cfg: DictConfig) -> str | None:
         return run_id
     # Stopped before its first epoch ended: nothing to resume, and the run must not be
     # listed beside the one this attempt opens.
-    uri = tracking.resolve_tracking_uri(cfg.mlflow.tracking_uri)
-    tracking.init_store(uri, cfg.mlflow.experiment_name)
+    uri = store.resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    store.init_store(uri, cfg.mlflow.experiment_name)
     mlflow.MlflowClient(uri).delete_run(run_id)
     log.info(
         "SLURM restarted job %s before its first checkpoint: run %s deleted", job_key(), run_id
@@ -126,8 +126,10 @@ def cluster_resolver():
     log.info("SLURM job %s: workers %s; this is worker %d", job_key(), workers, task_rank())
     return tf.distribute.cluster_resolver.SimpleClusterResolver(
         tf.train.ClusterSpec({"worker": workers}),
-        task_type="worker", task_id=task_rank(), rpc_layer="grpc",
-    )  # fmt: skip
+        task_type="worker",
+        task_id=task_rank(),
+        rpc_layer="grpc",
+    )
 
 
 def worker_addresses() -> list[str]:

@@ -1,4 +1,4 @@
-"""Where training runs: CPU threads per job and the tf.distribute strategy.
+"""Where training runs: the CPU threads of a job and the tf.distribute strategy.
 
 Parallel jobs on one machine must share its cores rather than each take them all, so a
 job of a joblib sweep gets ``cores // n_jobs`` threads unless ``trainer.threads`` says;
@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from dataclasses import dataclass
 
+from experiments.tracking.sweeps import in_multirun
 from experiments.training import cluster, keras_multi_worker
 
 log = logging.getLogger(__name__)
@@ -19,9 +21,8 @@ log = logging.getLogger(__name__)
 def parallel_jobs() -> int:
     """How many jobs the current Hydra launcher runs at once on this machine (1 outside sweeps)."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+    if not in_multirun():
         return 1
     launcher = HydraConfig.get().launcher
     target = str(launcher.get("_target_", ""))
@@ -81,3 +82,24 @@ def strategy(name: str):
 def scope(distribution):
     """The strategy's scope, or a no-op for the default strategy."""
     return distribution.scope() if distribution is not None else contextlib.nullcontext()
+
+
+@dataclass
+class Placement:
+    threads: int  # TensorFlow's intra-op threads
+    strategy: object | None  # a tf.distribute strategy; None for the default
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync if self.strategy is not None else 1
+
+    def params(self) -> dict[str, int]:
+        return {"runtime.threads": self.threads, "runtime.replicas": self.replicas}
+
+
+def place(trainer) -> Placement:
+    """Threads and strategy as ``trainer`` asks, before TensorFlow runs anything."""
+    threads = configure_threads(trainer.threads, trainer.logical_cpus)
+    placement = Placement(threads, strategy(trainer.strategy))
+    log.info("TensorFlow: %d intra-op threads, %d replica(s)", threads, placement.replicas)
+    return placement

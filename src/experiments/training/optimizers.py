@@ -1,6 +1,35 @@
-"""Keras optimizers from the ``optimizer`` config group."""
+"""The optimizer table: every ``optimizer=<name>`` option, its Keras class and the keys it reads.
+
+Adding an optimizer is a row here and ``conf/optimizer/<name>.yaml`` with its defaults
+(a test checks the table against ``conf/optimizer/``); a key of its own is a field of
+``config.schema.OptimizerConfig``.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+from experiments.config.rules import first_broken, one_of, refuse_unused
+from experiments.config.schema import OptimizerConfig
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    name: str  # the Hydra option: optimizer=<name>
+    keras_class: str  # in keras.optimizers, called with learning_rate= and its keys
+    keys: tuple[str, ...] = ()  # the keys of its own it reads, beyond lr and the schedule
+
+
+OPTIMIZERS = {
+    row.name: row
+    for row in (
+        OptimizerSpec("adam", "Adam"),
+        OptimizerSpec("sgd", "SGD", keys=("momentum", "nesterov")),
+        OptimizerSpec("rmsprop", "RMSprop", keys=("momentum",)),
+    )
+}
 
 
 def learning_rate(cfg, lr: float | None = None, steps: int | None = None):
@@ -17,21 +46,26 @@ def learning_rate(cfg, lr: float | None = None, steps: int | None = None):
         return lr
     warmup = int(steps * cfg.warmup)
     return optimizers.schedules.CosineDecay(
-        lr / 10 if warmup else lr, max(1, steps - warmup),
-        warmup_target=lr if warmup else None, warmup_steps=warmup,
-    )  # fmt: skip
+        lr / 10 if warmup else lr,
+        max(1, steps - warmup),
+        warmup_target=lr if warmup else None,
+        warmup_steps=warmup,
+    )
 
 
 def build(cfg, lr: float | None = None, steps: int | None = None):
-    """The optimizer ``cfg.name`` at ``learning_rate(cfg, lr, steps)``."""
+    """The optimizer ``cfg.name`` at ``learning_rate(cfg, lr, steps)``, with the keys it reads."""
     from keras import optimizers
 
-    lr = learning_rate(cfg, lr, steps)
+    row = OPTIMIZERS[cfg.name]
+    settings = {key: cfg[key] for key in row.keys}
+    return getattr(optimizers, row.keras_class)(
+        learning_rate=learning_rate(cfg, lr, steps), **settings
+    )
 
-    if cfg.name == "adam":
-        return optimizers.Adam(learning_rate=lr)
-    if cfg.name == "sgd":
-        return optimizers.SGD(learning_rate=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
-    if cfg.name == "rmsprop":
-        return optimizers.RMSprop(learning_rate=lr, momentum=cfg.momentum)
-    raise ValueError(f"unknown optimizer {cfg.name!r}")  # validate() stops this earlier
+
+def check(cfg: DictConfig) -> None:
+    """A known optimizer, and none of the keys it ignores (``momentum`` with Adam)."""
+    first_broken([one_of(cfg.name, OPTIMIZERS, "optimizer.name", "optimizer")])
+    uses = {name: row.keys for name, row in OPTIMIZERS.items()}
+    refuse_unused(cfg, "optimizer", uses, OptimizerConfig(name=cfg.name))

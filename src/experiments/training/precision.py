@@ -44,6 +44,9 @@ class Choice:
     policy: str  # a Keras dtype policy
     reason: str  # one line: why, for the log and the run's params
 
+    def params(self) -> dict[str, str]:
+        return {"runtime.precision": self.policy, "runtime.precision_reason": self.reason}
+
 
 def cpu() -> tuple[str, frozenset[str]]:
     """This CPU's model name and which of ``CPU_FEATURES`` it has (Linux' /proc/cpuinfo)."""

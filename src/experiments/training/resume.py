@@ -17,6 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.config.schema import flatten
 from experiments.errors import ConfigError
 from experiments.training import checkpoints
 from experiments.training.best_epoch import BEST_STATE
@@ -69,8 +70,12 @@ def prepare(cfg: DictConfig, uri: str, overrides: list[str]) -> tuple[DictConfig
     _send_missing(client, run_id, epochs)
     log.info(
         "Resuming run %s: stage %s after %d epoch(s), at step %d, from %s",
-        run_id, state.stage, state.epochs_done, state.next_step, where / checkpoints.LAST,
-    )  # fmt: skip
+        run_id,
+        state.stage,
+        state.epochs_done,
+        state.next_step,
+        where / checkpoints.LAST,
+    )
     return resumed, Resume(run_id, where / checkpoints.LAST, state, epochs)
 
 
@@ -159,3 +164,17 @@ def load_model(path: Path):
     import keras
 
     return keras.saving.load_model(path, safe_mode=True)
+
+
+def log_changed_settings(cfg) -> None:
+    """A resumed run's params stay as first logged; what the resume changed becomes tags."""
+    import mlflow
+
+    logged = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    changed = {
+        f"resumed.{key}": str(value)[:5000]
+        for key, value in flatten(cfg).items()
+        if key in logged and logged[key] != str(value)
+    }
+    if changed:
+        mlflow.set_tags(changed)

@@ -1,4 +1,6 @@
-"""Hydra's Optuna sweeper with ``storage=sqlite:///<file>`` that works (experiments.commands.optuna_search).
+"""Hydra's Optuna sweeper with ``storage=sqlite:///<file>`` that works.
+
+See ``experiments.commands.optuna_search``.
 
 It lives here because Hydra instantiates sweepers only from the ``hydra_plugins`` package.
 Hydra imports this module at every start to look for plugins: without the sweep extra

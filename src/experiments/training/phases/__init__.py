@@ -9,18 +9,83 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
+from omegaconf import DictConfig
+
+from experiments import models
+from experiments.config.rules import first_broken, one_of, refuse_unused
+from experiments.config.schema import PhaseConfig
 from experiments.data import stream
+from experiments.errors import ConfigError
+from experiments.tracking.logged_models import load_logged_model
+from experiments.training import optimizers
+from experiments.uris import is_model_uri
 
 log = logging.getLogger(__name__)
 
 # (stage, first step) -> Keras callbacks for one call to fit()
 CallbackFactory = Callable[[str, int], list]
 
+# Each phase, a module of this package, and the keys of ``phase.*`` it reads.
+PHASES = {
+    "scratch": (),
+    "transfer": ("cache_features",),
+    "finetune": ("unfreeze", "init_from", "warmup_epochs", "warmup_lr", "cache_features"),
+}
+
 
 def module(name: str) -> ModuleType:
+    """The module of phase ``name``: its ``build(cfg, data)`` and ``train(...)``."""
     return importlib.import_module(f"experiments.training.phases.{name}")
+
+
+def check(p: DictConfig) -> None:
+    """A known phase, its settings in range, and none of the keys it ignores."""
+    first_broken([one_of(p.name, PHASES, "phase.name", "phase")])
+    refuse_unused(p, "phase", PHASES, PhaseConfig(name=p.name))
+    first_broken(
+        [
+            (p.warmup_epochs >= 0, "phase.warmup_epochs", f"must be >= 0, got {p.warmup_epochs}"),
+            (p.warmup_lr > 0, "phase.warmup_lr", f"must be > 0, got {p.warmup_lr}"),
+            (
+                p.init_from is None or is_model_uri(p.init_from) or Path(p.init_from).exists(),
+                "phase.init_from",
+                f"{p.init_from} is neither a model URI (runs:/<run_id>/model) nor an existing path",
+            ),
+            (
+                p.name != "finetune" or p.init_from or p.warmup_epochs >= 1,
+                "phase.warmup_epochs",
+                "finetune needs a trained head: set phase.init_from=<transfer run's model URI> "
+                "or phase.warmup_epochs >= 1",
+            ),
+        ]
+    )
+    unfreeze_count(p.unfreeze)
+
+
+def unfreeze_count(value: str) -> int | None:
+    """``phase.unfreeze`` as a layer count, or None for ``all``."""
+    if str(value).lower() == "all":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        raise ConfigError(
+            "phase.unfreeze", f"must be 'all' or a number of layers, got {value!r}"
+        ) from None
+    if count < 0:
+        raise ConfigError("phase.unfreeze", f"must be >= 0, got {count}")
+    return count
+
+
+def build_model(cfg, data, frozen_bn: bool = False):
+    """The backbone's model for ``data``; a ``runs:/`` ``backbone.weights`` loaded here."""
+    logged = None
+    if is_model_uri(cfg.backbone.weights):
+        logged, _ = load_logged_model(cfg.backbone.weights, key="backbone.weights")
+    return models.build(cfg, data.input_shape, data.num_classes, frozen_bn=frozen_bn, logged=logged)
 
 
 def compile_model(model, cfg, lr: float | None = None, steps: int | None = None) -> None:
@@ -28,8 +93,6 @@ def compile_model(model, cfg, lr: float | None = None, steps: int | None = None)
 
     ``steps``: the stage's total training steps, for a learning-rate schedule.
     """
-    from experiments.training import optimizers
-
     model.compile(
         optimizer=optimizers.build(cfg.optimizer, lr=lr, steps=steps),
         loss="sparse_categorical_crossentropy",
@@ -103,8 +166,10 @@ def fit_batchnorm_momentum(model, steps_per_epoch: int) -> None:
     if changed:
         log.info(
             "BatchNormalization momentum %s -> %.3f for %d steps per epoch",
-            ", ".join(f"{m:g}" for m in sorted(changed)), ceiling, steps_per_epoch,
-        )  # fmt: skip
+            ", ".join(f"{m:g}" for m in sorted(changed)),
+            ceiling,
+            steps_per_epoch,
+        )
 
 
 def _all_layers(layer):
@@ -153,15 +218,22 @@ def train_head(
     if is_active(cfg.dataset.augment) or not cfg.phase.cache_features:
         if initial_epoch == 0 or model.optimizer is None:
             compile_model(model, cfg, lr, total_steps(cfg, data, epochs))
-        return fit(model, cfg, (data.x_train, data.y_train), (data.x_val, data.y_val),
-                   callbacks, epochs, initial_epoch)  # fmt: skip
+        return fit(
+            model,
+            cfg,
+            (data.x_train, data.y_train),
+            (data.x_val, data.y_val),
+            callbacks,
+            epochs,
+            initial_epoch,
+        )
     import keras
 
     extractor = keras.Sequential([model.get_layer("preprocess"), model.get_layer("base")])
     log.info(
         "Computing the frozen base's features once (%d images)", len(data.x_train) + len(data.x_val)
     )
-    batch = max(cfg.trainer.batch_size, 64)
+    batch = stream.inference_batch(cfg.trainer.batch_size)
     verbose = cfg.trainer.verbose
     f_train = stream.predict(extractor, data.x_train, batch, verbose)
     f_val = stream.predict(extractor, data.x_val, batch, verbose)
@@ -169,8 +241,9 @@ def train_head(
     if initial_epoch:
         log.info("Resuming the head's training with a fresh optimizer state (cached features)")
     compile_model(head, cfg, lr, total_steps(cfg, data, epochs))
-    history = fit(head, cfg, (f_train, data.y_train), (f_val, data.y_val), callbacks, epochs,
-                  initial_epoch)  # fmt: skip
+    history = fit(
+        head, cfg, (f_train, data.y_train), (f_val, data.y_val), callbacks, epochs, initial_epoch
+    )
     # The whole model evaluates and predicts from raw images. Its optimizer is built now,
     # over the same trainable weights as the head's, so the saved model's optimizer state
     # matches what Keras rebuilds when it loads it (no "skipping variable loading").

@@ -15,27 +15,27 @@ from __future__ import annotations
 
 import logging
 
-from experiments import models as backbones
-from experiments.config import unfreeze_count
+from experiments import models
 from experiments.errors import ConfigError
+from experiments.tracking.logged_models import load_logged_model
 from experiments.training.phases import (
     CallbackFactory,
+    build_model,
     compile_model,
     done,
     fit,
     merge,
     total_steps,
     train_head,
-)  # fmt: skip
+    unfreeze_count,
+)
 
 log = logging.getLogger(__name__)
 
 
 def build(cfg, data):
     if cfg.phase.init_from is None:
-        return backbones.build(cfg, data.input_shape, data.num_classes, frozen_bn=True)
-    from experiments.tracking import load_logged_model
-
+        return build_model(cfg, data, frozen_bn=True)
     model, description = load_logged_model(cfg.phase.init_from, key="phase.init_from")
     if model.name != cfg.backbone.name:
         raise ConfigError(
@@ -70,19 +70,30 @@ def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str,
     resuming_finetune = start is not None and start.stage == "finetune"
     if warmup_epochs and not resuming_finetune:
         warmup = train_head(
-            model, cfg, data, callbacks("warmup", 0), warmup_epochs,
-            lr=cfg.phase.warmup_lr, initial_epoch=done(start, "warmup"),
-        )  # fmt: skip
+            model,
+            cfg,
+            data,
+            callbacks("warmup", 0),
+            warmup_epochs,
+            lr=cfg.phase.warmup_lr,
+            initial_epoch=done(start, "warmup"),
+        )
     if resuming_finetune and model.optimizer is not None:
         log.info("Fine-tuning resumes with the checkpoint's trainable layers and optimizer")
     else:
-        frozen = backbones.spec(cfg.backbone.name).frozen
+        frozen = models.spec(cfg.backbone.name).frozen
         unfrozen = unfreeze(model.get_layer("base"), unfreeze_count(cfg.phase.unfreeze), frozen)
         log.info("Fine-tuning %d layers of the base at lr=%g", len(unfrozen), cfg.optimizer.lr)
         compile_model(model, cfg, steps=total_steps(cfg, data, cfg.trainer.epochs))
-    tuned = fit(model, cfg, (data.x_train, data.y_train), (data.x_val, data.y_val),
-                callbacks("finetune", warmup_epochs), cfg.trainer.epochs,
-                done(start, "finetune"))  # fmt: skip
+    tuned = fit(
+        model,
+        cfg,
+        (data.x_train, data.y_train),
+        (data.x_val, data.y_val),
+        callbacks("finetune", warmup_epochs),
+        cfg.trainer.epochs,
+        done(start, "finetune"),
+    )
     return merge(warmup, tuned)
 
 

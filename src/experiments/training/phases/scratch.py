@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from experiments import models as backbones
-from experiments.training.phases import CallbackFactory, compile_model, done, fit, total_steps
+from experiments.training.phases import (
+    CallbackFactory,
+    build_model,
+    compile_model,
+    done,
+    fit,
+    total_steps,
+)
 
 
 def build(cfg, data):
-    return backbones.build(cfg, data.input_shape, data.num_classes)
+    return build_model(cfg, data)
 
 
 def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str, list[float]]:
     if start is None or model.optimizer is None:
         compile_model(model, cfg, steps=total_steps(cfg, data, cfg.trainer.epochs))
-    return fit(model, cfg, (data.x_train, data.y_train), (data.x_val, data.y_val),
-               callbacks("scratch", 0), cfg.trainer.epochs, done(start, "scratch"))  # fmt: skip
+    return fit(
+        model,
+        cfg,
+        (data.x_train, data.y_train),
+        (data.x_val, data.y_val),
+        callbacks("scratch", 0),
+        cfg.trainer.epochs,
+        done(start, "scratch"),
+    )

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from experiments import models as backbones
-from experiments.training.phases import CallbackFactory, done, train_head
+from experiments.training.phases import CallbackFactory, build_model, done, train_head
 
 
 def build(cfg, data):
-    return backbones.build(cfg, data.input_shape, data.num_classes, frozen_bn=True)
+    return build_model(cfg, data, frozen_bn=True)
 
 
 def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str, list[float]]:
-    return train_head(model, cfg, data, callbacks("transfer", 0), cfg.trainer.epochs,
-                      initial_epoch=done(start, "transfer"))  # fmt: skip
+    return train_head(
+        model,
+        cfg,
+        data,
+        callbacks("transfer", 0),
+        cfg.trainer.epochs,
+        initial_epoch=done(start, "transfer"),
+    )

@@ -11,10 +11,6 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 from experiments.errors import ConfigError
 
@@ -34,28 +30,3 @@ def ensure_writable(folder: str | os.PathLike, key: str, remedy: str) -> Path:
             key, f"cannot write to {path} ({exc.strerror or exc}); {remedy}"
         ) from None
     return path
-
-
-class OutputFolderCheck(Callback):
-    """Fails with one line, before the job starts, when Hydra's output folder is not writable.
-
-    Hydra itself would stop with a traceback from inside its job runner.
-    """
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _check_or_exit(config.hydra.run.dir, "hydra.run.dir")
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _check_or_exit(config.hydra.sweep.dir, "hydra.sweep.dir")
-
-
-def _check_or_exit(folder: str, key: str) -> None:
-    import logging
-    import sys
-
-    try:
-        ensure_writable(folder, key, f"run from a writable folder or set {key}=<folder>")
-    except ConfigError as exc:
-        logging.getLogger("experiments").error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None

@@ -1,0 +1,32 @@
+"""SIGTERM (a killed job, ``scancel``, a requeue) stops the process as Ctrl-C does."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def interrupt_on_sigterm() -> tuple[bool, object]:
+    """Make SIGTERM raise KeyboardInterrupt; return (installed, the handler it replaced).
+
+    Only the main thread may set a handler: elsewhere (a job run in a thread) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False, None
+    return True, signal.signal(signal.SIGTERM, _interrupt)
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """SIGTERM raises KeyboardInterrupt inside the block, so a killed run ends KILLED."""
+    installed, previous = interrupt_on_sigterm()
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,197 @@
+"""MLflow's store: where runs go, opening it safely, the names and inputs of a run.
+
+MLflow is imported inside the functions: ``import mlflow`` alone costs about a second,
+which ``--help`` and a rejected command line should not pay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+from experiments.errors import TrackingError
+from experiments.folders import ensure_writable
+from experiments.uris import redact, sqlite_path
+
+log = logging.getLogger(__name__)
+
+
+def resolve_tracking_uri(configured: str | None) -> str:
+    """``mlflow.tracking_uri`` if set, else ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``.
+
+    The default is absolute on purpose: MLflow 3 would otherwise fall back to a plain
+    ``./mlruns`` file store whenever ``mlruns/<n>/meta.yaml`` exists.
+    """
+    if configured:
+        return configured
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def _artifact_location(uri: str, experiment_name: str) -> str | None:
+    """For an embedded store, artifacts live in ``mlruns/`` beside the database file."""
+    db = sqlite_path(uri)
+    if db is None:
+        return None  # a tracking server decides where artifacts go
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment_name).strip("_") or "experiment"
+    return (db.parent / "mlruns" / slug).as_uri()
+
+
+# MLflow 3's UI opens an experiment in its GenAI view unless this tag says it trains models.
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+
+
+def init_store(uri: str, experiment_name: str) -> str:
+    """Open (creating if needed) the store and the experiment; return the experiment id."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    db = sqlite_path(uri)
+    if db is not None and not db.parent.is_dir():
+        raise TrackingError(f"mlflow.tracking_uri={uri}: folder {db.parent} does not exist")
+    if db is not None:  # the database and the artifacts beside it: writable, or stop now
+        remedy = "point mlflow.tracking_uri to a writable folder"
+        ensure_writable(db.parent, "mlflow.tracking_uri", remedy)
+        ensure_writable(db.parent / "mlruns", "mlflow.tracking_uri", remedy)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        with _store_lock(db):
+            client = mlflow.MlflowClient(uri)  # opens (and creates, migrates) the store
+            experiment = client.get_experiment_by_name(experiment_name)
+            if experiment is None:
+                try:
+                    return client.create_experiment(
+                        experiment_name,
+                        artifact_location=_artifact_location(uri, experiment_name),
+                        tags={EXPERIMENT_KIND: MODEL_TRAINING},
+                    )
+                except MlflowException:  # created meanwhile by a process of another machine
+                    experiment = client.get_experiment_by_name(experiment_name)
+        if experiment.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"mlflow.experiment_name={experiment_name} is deleted in {uri}; "
+                "restore it or choose another name"
+            )
+        if EXPERIMENT_KIND not in experiment.tags:  # one made before the tag; a user's choice stays
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
+        return experiment.experiment_id
+    except MlflowException as exc:
+        raise TrackingError(f"cannot use the MLflow store {redact(uri)}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _store_lock(db: Path | None):
+    """Hold ``<db>.lock`` while opening an embedded store.
+
+    The first process to open a fresh SQLite store creates and migrates its schema;
+    several doing it at once corrupt it. Jobs started together (a sweep's, or commands
+    in several terminals) take turns here; once the store exists this costs nothing.
+    """
+    if db is None:
+        yield
+        return
+    import fcntl
+
+    with open(db.with_name(db.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_server(uri: str, timeout: float = 10.0) -> None:
+    """Fail in seconds, before training, when a tracking server does not answer.
+
+    MLflow's own client retries with back-off for minutes before giving up.
+    """
+    import base64
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(uri)
+    netloc = parts.netloc.rpartition("@")[2]
+    request = urllib.request.Request(f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}/health")
+    if parts.username is not None:  # user:password@ in the URI: send it as MLflow's client does
+        user, password = (urllib.parse.unquote(v or "") for v in (parts.username, parts.password))
+        token = f"{user}:{password}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(token.encode()).decode())
+    try:
+        urllib.request.urlopen(request, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # it answered: a proxy or an older server without /health
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(
+            f"mlflow.tracking_uri={redact(uri)}: the tracking server does not answer ({reason}); "
+            "start it, fix the URI, or leave mlflow.tracking_uri unset for the local store"
+        ) from None
+
+
+def run_name(cfg, varying: list[str] = ()) -> str:
+    """``mlflow.run_name``, else ``<backbone>-<phase>-<optimizer>-lr<lr>``, led by the values
+    of the ``varying`` keys of its sweep (``lr=0.003 · seed=2 · compact_cnn-...``), so that
+    a sweep's runs differ in the first characters the UI shows."""
+    if cfg.mlflow.run_name:
+        return cfg.mlflow.run_name
+    name = f"{cfg.backbone.name}-{cfg.phase.name}-{cfg.optimizer.name}-lr{cfg.optimizer.lr:g}"
+    return " · ".join([*(_setting(cfg, key) for key in varying), name])
+
+
+def _setting(cfg, key: str) -> str:
+    """``lr=0.003`` for ``optimizer.lr``, ``vgg16`` for the group ``backbone``."""
+    from omegaconf import OmegaConf
+
+    if "." not in key:  # a config group: its option's name says it
+        value = OmegaConf.select(cfg, f"{key}.name", default=None)
+        if value is not None:
+            return str(value)
+    value = OmegaConf.select(cfg, key, default=None)
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{key.rsplit('.', 1)[-1]}={shown}"
+
+
+def default_tags(tags: dict[str, str]) -> dict[str, str]:
+    """``tags`` with the user, source and git commit MLflow gives the runs it starts itself."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    return resolve_tags(tags)
+
+
+def ui_command(uri: str) -> str:
+    """The command that browses ``uri``'s runs, bound to the loopback interface."""
+    if sqlite_path(uri) is not None:
+        return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+    return f"open {uri} in a browser"
+
+
+def log_inputs(name: str, data, attempts: int = 5) -> None:
+    """Record the train/validation/test arrays as the run's dataset inputs (name, digest, shape).
+
+    The store checks whether an experiment already holds a dataset, then inserts it; two
+    jobs of a sweep logging the same data at once can both insert, and the second gets a
+    UNIQUE constraint error. The dataset is there by then, so trying again links to it.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for part in ("train", "val", "test"):
+        dataset = mlflow.data.from_numpy(
+            getattr(data, f"x_{part}"), targets=getattr(data, f"y_{part}"), name=f"{name}-{part}"
+        )
+        for attempt in range(attempts):
+            try:
+                mlflow.log_input(dataset, context=part)
+                break
+            except MlflowException as exc:
+                if "UNIQUE constraint failed" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
