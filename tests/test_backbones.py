@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from experiments import models
@@ -99,3 +101,23 @@ def test_applications_build_at_their_minimum_size(backbone, size, channels, para
 def test_unknown_backbone_names_the_choices():
     with pytest.raises(ConfigError, match="custom_cnn"):
         models.spec("resnet")
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "model_logged_before_the_move"
+
+
+def test_a_model_logged_before_the_package_move_still_loads_and_predicts():
+    """Logged models name Keras' own layers only, never this project's module paths."""
+    import numpy as np
+
+    from experiments.tracking.logged_models import load_logged_model
+    from experiments.training import resume
+
+    model, description = load_logged_model(str(FIXTURE), key="model")
+    assert model.name == "custom_cnn" and description.metadata["class_names"][0] == "circle"
+    pixels = np.full((2, 32, 32, 3), 128, np.float32)
+    probs = np.asarray(model.predict(pixels, verbose=0))
+    assert probs.shape == (2, 4) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    checkpoint = resume.load_model(FIXTURE / "last.keras")  # what a resumed run loads
+    # One epoch: the best epoch is the last, so the checkpoint holds the logged weights.
+    assert np.allclose(checkpoint.predict(pixels, verbose=0), probs, atol=1e-5)

@@ -161,3 +161,43 @@ def test_cfg_job_does_not_import_tensorflow(workdir):
     )
     assert result.returncode == 0, result.stderr
     assert "compact_cnn" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "option"),
+    [
+        (["phase=scratch", "phase.unfreeze=3"], "phase.unfreeze", "phase=scratch"),
+        (["phase=transfer", "phase.warmup_epochs=2"], "phase.warmup_epochs", "phase=transfer"),
+        (["optimizer=adam", "optimizer.momentum=0.9"], "optimizer.momentum", "optimizer=adam"),
+        (
+            ["optimizer=rmsprop", "optimizer.nesterov=true"],
+            "optimizer.nesterov",
+            "optimizer=rmsprop",
+        ),
+        (
+            ["dataset=fashion_mnist", "dataset.test_split=0.2"],
+            "dataset.test_split",
+            "dataset=fashion_mnist",
+        ),
+        (["dataset=animals", "dataset.per_class=10"], "dataset.per_class", "dataset=animals"),
+    ],
+)
+def test_a_key_the_chosen_option_ignores_is_refused_naming_the_option(overrides, key, option):
+    with pytest.raises(ConfigError, match=f"^{key}: {option} does not use it") as info:
+        compose(overrides)
+    assert info.value.key == key
+
+
+def test_the_keys_an_option_reads_are_accepted():
+    cfg = compose(
+        ["phase=finetune", "phase.unfreeze=3", "optimizer=sgd", "optimizer.nesterov=true"]
+    )
+    assert (cfg.phase.unfreeze, cfg.optimizer.momentum, cfg.optimizer.nesterov) == ("3", 0.9, True)
+    assert compose(["dataset=shapes", "dataset.per_class=7"]).dataset.per_class == 7
+
+
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "image_folder", "animals", "shapes"])
+def test_val_split_zero_is_refused_for_every_dataset(dataset):
+    """The best epoch is chosen on the validation set: every dataset needs one."""
+    with pytest.raises(ConfigError, match=r"^dataset.val_split: must be in \(0, 1\)"):
+        compose([f"dataset={dataset}", "dataset.root=anywhere", "dataset.val_split=0"])

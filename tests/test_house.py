@@ -159,3 +159,43 @@ def test_imports_run_one_way(lower, upper):
         if target == upper or target.startswith(upper + ".")
     ]
     assert not upward, upward
+
+
+HEAVY = ("tensorflow", "keras", "matplotlib", "mlflow", "optuna")
+
+
+def test_imports_inside_functions_only_defer_a_heavy_library():
+    """An import of the project's own inside a function is there for start-up time only."""
+    sources = _sources()
+    wrong = []
+    for module, path in sources.items():
+        for function in _functions(ast.parse(path.read_text())):
+            for node in ast.walk(function):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "experiments"
+                ):
+                    target = next(
+                        (
+                            sources[name]
+                            for name in (f"{node.module}.{node.names[0].name}", node.module)
+                            if name in sources
+                        ),
+                        None,
+                    )
+                    if target is None or not _imports_heavy_at_top(target):
+                        wrong.append(f"{module}.{function.name} imports {node.module}")
+    assert not wrong, wrong
+
+
+def _imports_heavy_at_top(path: Path) -> bool:
+    for node in ast.parse(path.read_text()).body:
+        names = (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
+        if any(name.split(".")[0] in HEAVY for name in names):
+            return True
+    return False

@@ -14,7 +14,7 @@ from PIL import Image
 
 from experiments.commands.predict import predict_files
 from experiments.data.images import decode
-from experiments.reporting.reports import format_top_k
+from experiments.reporting.ranking import format_top_k
 
 CLASSES = ["avocado", "cat", "cow", "crab"]
 MODULE = "experiments.predict"

@@ -79,3 +79,46 @@ def test_help_and_cfg_job_list_every_backbone_without_tensorflow(workdir):
     job = run_cli("backbone=convnext_tiny", "dataset=shapes", "--cfg", "job", cwd=workdir)
     assert job.returncode == 0, job.stderr
     assert "name: convnext_tiny\n  weights: imagenet\n  dropout: 0.2" in job.stdout
+
+
+# ---------------------------------------------------------------- one registry per kind
+
+
+def _options(group: str) -> set[str]:
+    return {path.stem for path in (CONF_DIR / group).glob("*.yaml")}
+
+
+def test_the_dataset_table_is_conf_dataset():
+    from experiments.data.registry import DATASETS
+
+    assert set(DATASETS) == _options("dataset")
+    for name, row in DATASETS.items():
+        assert compose([f"dataset={name}"]).dataset.name == name
+        assert (CONF_DIR.parent / "data" / f"{row.module}.py").is_file(), row
+
+
+def test_the_optimizer_table_is_conf_optimizer():
+    from experiments.config.schema import OptimizerConfig
+    from experiments.training.optimizers import OPTIMIZERS
+
+    assert set(OPTIMIZERS) == _options("optimizer")
+    for name, row in OPTIMIZERS.items():
+        assert compose([f"optimizer={name}"]).optimizer.name == name
+        assert all(hasattr(OptimizerConfig, key) for key in row.keys), row
+
+
+def test_the_phase_table_is_conf_phase():
+    from experiments.config.schema import PhaseConfig
+    from experiments.training.phases import PHASES, module
+
+    assert set(PHASES) == _options("phase")
+    for name, keys in PHASES.items():
+        assert callable(module(name).build) and callable(module(name).train)
+        assert all(hasattr(PhaseConfig, key) for key in keys), name
+
+
+def test_every_backbone_option_is_a_row():
+    from hydra.core.config_store import ConfigStore
+
+    stored = {name.removesuffix(".yaml") for name in ConfigStore.instance().list("backbone")}
+    assert stored | _options("backbone") == set(models.BACKBONES)

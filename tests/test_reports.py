@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.reporting import reports
+from experiments.reporting import ranking, reports
 
 
 def test_confusion_matrix_and_per_class_scores():
@@ -26,7 +26,7 @@ def test_a_class_never_predicted_scores_zero_not_nan():
 
 
 def test_top_k_format_is_the_reference_reports_sorted():
-    text = reports.format_top_k(np.array([0.0252, 0.9748, 0.0]), ["crab", "avocado", "cat"], 2)
+    text = ranking.format_top_k(np.array([0.0252, 0.9748, 0.0]), ["crab", "avocado", "cat"], 2)
     assert text.splitlines() == [
         "Results provided by selected model:",
         "        #1 avocado @ 97.48%",

@@ -13,8 +13,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments import uris
 from experiments.commands.cli_args import parse, run_command
 from experiments.errors import ConfigError, TrackingError
+from experiments.reporting import summary
+from experiments.tracking import store
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +60,9 @@ def _compare(argv: list[str]) -> int:
     cfg = parse(argv, CompareArgs, "experiments.compare")
     import mlflow
 
-    from experiments import uris
-    from experiments.reporting import summary
-    from experiments.tracking import store
-
     uri = store.resolve_tracking_uri(cfg.mlflow.tracking_uri)
     shown = uris.redact(uri)
-    db = uris.sqlite_path(uri)
-    if db is not None and not db.is_file():  # MLflow would create an empty store here
+    if store.store_missing(uri):
         raise TrackingError(f"no MLflow store at {shown}: set mlflow.tracking_uri= or run here")
     client = mlflow.MlflowClient(uri)
     if parent := cfg.parent:
@@ -107,13 +105,14 @@ def _compare(argv: list[str]) -> int:
 
 def _comparison_run(client, experiment_id: str, cfg) -> str:
     """A run of its own for the comparison; under the sweep's parent when ``parent=`` is given."""
-    from experiments.tracking.store import default_tags
 
     tags = {"experiments.kind": "comparison", "filter": cfg.filter or "", "metric": cfg.metric}
     if cfg.parent:
         tags["mlflow.parentRunId"] = cfg.parent
     name = time.strftime("compare-%Y%m%d-%H%M%S")
-    return client.create_run(experiment_id, run_name=name, tags=default_tags(tags)).info.run_id
+    return client.create_run(
+        experiment_id, run_name=name, tags=store.default_tags(tags)
+    ).info.run_id
 
 
 def main(argv: list[str] | None = None) -> None:

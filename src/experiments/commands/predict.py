@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import logging
 import os
 import sys
 import time
@@ -24,6 +23,9 @@ from experiments.commands import quiet
 from experiments.commands.cli_args import parse, run_command
 from experiments.data import images, stream
 from experiments.errors import ConfigError
+from experiments.reporting.ranking import format_top_k, top_classes
+from experiments.tracking.logged_models import load_logged_model
+from experiments.tracking.store import resolve_tracking_uri, store_missing
 
 # TensorFlow's C++ start-up chatter would bury the one-line errors this command prints.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -70,13 +72,9 @@ def load_model(uri: str, tracking_uri: str):
     """The Keras model at ``uri`` (``runs:/``, ``models:/`` or a folder), loaded safely."""
     import mlflow
 
-    from experiments.tracking.logged_models import load_logged_model
-    from experiments.uris import sqlite_path
-
     if not urlparse(uri).scheme and not Path(uri).exists():
         raise ConfigError(f"model={uri}", "no such folder, and not a runs:/ or models:/ URI")
-    db = sqlite_path(tracking_uri)
-    if uri.startswith(("runs:/", "models:/")) and db is not None and not db.is_file():
+    if uri.startswith(("runs:/", "models:/")) and store_missing(tracking_uri):
         # MLflow would create an empty database here and then report the run as missing.
         raise ConfigError(
             f"model={uri}",
@@ -163,7 +161,7 @@ def _probabilities(model, paths: list[Path], clock: dict | None = None) -> list[
     outcomes: list[np.ndarray | str] = []
     decoded: list[tuple[int, np.ndarray]] = []
     for path in paths:
-        pixels, reason = _decode(path, size, channels)
+        pixels, reason = images.decode_or_reason(path, size, channels)
         if pixels is None:
             outcomes.append(reason)
         else:
@@ -184,39 +182,6 @@ def _probabilities(model, paths: list[Path], clock: dict | None = None) -> list[
     return outcomes
 
 
-def _decode(path: Path, size: int, channels: int) -> tuple[np.ndarray | None, str]:
-    """``images.decode``'s array, or None with its reason, caught instead of logged twice."""
-    reasons = _Reasons()
-    logger = images.log
-    logger.addHandler(reasons)
-    propagate, logger.propagate = logger.propagate, False
-    try:
-        pixels = images.decode(path, size, channels)
-    finally:
-        logger.removeHandler(reasons)
-        logger.propagate = propagate
-    reason = "cannot decode image"
-    if pixels is None and reasons.detail:
-        reason += f" ({reasons.detail})"
-    return pixels, reason
-
-
-class _Reasons(logging.Handler):
-    """Keeps the reason ``images.decode`` logs for a file it skips."""
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.detail = ""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # decode logs "Skipping %s: %s" with the reason last; keep only that.
-        detail = str(record.args[-1]) if record.args else record.getMessage()
-        prefix = "cannot decode it ("
-        if detail.startswith(prefix) and detail.endswith(")"):
-            detail = detail[len(prefix) : -1]
-        self.detail = detail
-
-
 def _names_for(model, outcomes: list[np.ndarray | str]) -> list[str]:
     count = next((len(o) for o in outcomes if isinstance(o, np.ndarray)), 0)
     return class_names(model, count)
@@ -225,7 +190,7 @@ def _names_for(model, outcomes: list[np.ndarray | str]) -> list[str]:
 def _entry(path: Path, outcome: np.ndarray | str, names: list[str], top_k: int) -> dict:
     if isinstance(outcome, str):
         return {"input": str(path), "error": outcome}
-    ranked = np.argsort(outcome)[::-1][: min(top_k, len(names))]
+    ranked = top_classes(outcome, top_k)
     predictions = [{"class": names[c], "probability": round(float(outcome[c]), 6)} for c in ranked]
     return {"input": str(path), "predictions": predictions}
 
@@ -251,10 +216,6 @@ def _predict(argv: list[str]) -> int:
         return 0
     cfg = parse(argv, PredictArgs, "experiments.predict")
     _check(cfg)
-    from experiments.reporting.reports import (
-        format_top_k,  # matplotlib: not for a rejected command line
-    )
-    from experiments.tracking.store import resolve_tracking_uri
 
     paths = list_inputs(cfg.inputs)
     quiet.import_tensorflow()  # without its start-up notes

@@ -19,6 +19,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from experiments.reporting import summary
 from experiments.signals import interrupt_on_sigterm
 from experiments.tracking import outbox, store
 from experiments.tracking.sweeps import FAILED_DIR, PARENT_FILE, varying_keys
@@ -63,8 +64,6 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         import mlflow
-
-        from experiments.reporting import summary
 
         sweep_dir = Path(config.hydra.sweep.dir)
         path = sweep_dir / PARENT_FILE

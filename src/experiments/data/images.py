@@ -29,16 +29,23 @@ def is_image_file(path: Path) -> bool:
 
 def decode(path: str | Path, size: int, channels: int) -> np.ndarray | None:
     """The image as a uint8 (size, size, channels) array, or None, with a warning, if unreadable."""
+    pixels, reason = decode_or_reason(path, size, channels)
+    if pixels is None:
+        log.warning("Skipping %s: %s", path, reason)
+    return pixels
+
+
+def decode_or_reason(path: str | Path, size: int, channels: int) -> tuple[np.ndarray | None, str]:
+    """``(pixels, "")``, or ``(None, why)`` for a file that cannot be read: never raises on one."""
     if channels not in MODES:
         raise ValueError(f"channels must be 1 or 3, not {channels!r}")
     try:
         image = _open(Path(path), size)
         image = _to_mode(image, MODES[channels]).resize((size, size), Image.BILINEAR)
     except Exception as exc:  # Pillow's plugins raise all sorts on a bad file: skip it, never crash
-        log.warning("Skipping %s: %s", path, _reason(exc))
-        return None
+        return None, _reason(exc)
     array = np.asarray(image, dtype=np.uint8)
-    return array[..., np.newaxis] if channels == 1 else array
+    return (array[..., np.newaxis] if channels == 1 else array), ""
 
 
 def _open(path: Path, size: int) -> Image.Image:
@@ -88,5 +95,5 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
-        return f"refused as a possible decompression bomb ({exc})"
-    return f"cannot decode it ({type(exc).__name__}: {exc})"
+        return f"cannot decode image: refused as a possible decompression bomb ({exc})"
+    return f"cannot decode image ({type(exc).__name__}: {exc})"

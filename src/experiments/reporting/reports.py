@@ -73,27 +73,6 @@ def prediction_grid(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, c
     return fig
 
 
-def top_k_rows(labels: np.ndarray, probs: np.ndarray, class_names, k: int) -> list[dict]:
-    """One row per sample: its index, true label and the ``k`` most probable classes."""
-    k = min(k, len(class_names))
-    rows = []
-    for i, (label, p) in enumerate(zip(labels, probs, strict=True)):
-        row = {"sample": i, "true": class_names[label]}
-        for rank, c in enumerate(np.argsort(p)[::-1][:k], start=1):
-            row[f"top{rank}"] = class_names[c]
-            row[f"top{rank}_prob"] = round(float(p[c]), 6)
-        rows.append(row)
-    return rows
-
-
-def format_top_k(probs: np.ndarray, class_names, k: int) -> str:
-    """The reference report's format: '#1 avocado @ 97.48%' lines, most probable first."""
-    lines = ["Results provided by selected model:"]
-    for rank, c in enumerate(np.argsort(probs)[::-1][: min(k, len(class_names))], start=1):
-        lines.append(f"        #{rank} {class_names[c]} @ {probs[c]:.2%}")
-    return "\n".join(lines)
-
-
 def accuracy_bars(names: list[str], values: list[float]):
     """Test accuracy per run, one horizontal bar each, best at the top."""
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.2))

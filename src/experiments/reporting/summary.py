@@ -13,8 +13,10 @@ import io
 import tempfile
 from pathlib import Path
 
+from experiments.errors import ExperimentError
 from experiments.metrics import lower_is_better, sort_key
 from experiments.reporting import aggregate, stats
+from experiments.tracking import logged_models
 
 # (column, where it comes from): tag, param, metric or run info
 COLUMNS = [
@@ -180,7 +182,7 @@ def write_files(client, table: list[dict], metric: str, folder: Path) -> list[Pa
     """The table as CSV and Markdown, a bar chart of test accuracy, the validation curves."""
     import matplotlib.pyplot as plt
 
-    from experiments.reporting import reports
+    from experiments.reporting import reports  # imports matplotlib: only when files are written
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "comparison.csv").write_text(to_csv(table))
@@ -243,9 +245,6 @@ def register_best(client, target: dict, table: list[dict], metric: str, name: st
     ``target`` is the run that records it (``run_id``, ``tracking_uri``); returns the
     problems to report (none when it was registered).
     """
-    from experiments.errors import ExperimentError
-    from experiments.tracking import logged_models
-
     best = aggregate.champion(aggregate.configurations(table, metric))
     if best is None:
         return [f"error: register_as={name}: no finished run to register"]

@@ -6,11 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from experiments.uris import redact
+
 
 def tags() -> dict[str, str]:
     """Run tags naming the command, the overrides and the git state of the code."""
-    from experiments.uris import redact
-
     found = {"command": redact(" ".join(sys.argv))}
     overrides = _hydra_overrides()
     if overrides is not None:

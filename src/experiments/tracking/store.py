@@ -107,6 +107,12 @@ def _store_lock(db: Path | None):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def store_missing(uri: str) -> bool:
+    """An embedded store whose database file does not exist: reading it would create it empty."""
+    db = sqlite_path(uri)
+    return db is not None and not db.is_file()
+
+
 def check_server(uri: str, timeout: float = 10.0) -> None:
     """Fail in seconds, before training, when a tracking server does not answer.
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from experiments.config.schema import flatten
 from experiments.data import stream
-from experiments.reporting import reports
+from experiments.reporting import ranking, reports
 from experiments.tracking import logged_models, outbox, store
 from experiments.training import best_epoch, resume
 from experiments.uris import redact
@@ -133,7 +133,7 @@ def _log_reports(cfg, data, probs: np.ndarray, history: dict, sender, stages: li
         ),
         "plots/predictions.png",
     )
-    rows = reports.top_k_rows(data.y_test[picks], probs[picks], data.class_names, cfg.mlflow.top_k)
+    rows = ranking.top_k_rows(data.y_test[picks], probs[picks], data.class_names, cfg.mlflow.top_k)
     _log_table(sender, _columns(rows), "predictions/top_k.json")
     wrong = np.flatnonzero(predicted != data.y_test)[:n]
     if len(wrong):

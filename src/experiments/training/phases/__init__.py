@@ -19,6 +19,7 @@ from experiments.config.rules import first_broken, one_of, refuse_unused
 from experiments.config.schema import PhaseConfig
 from experiments.data import stream
 from experiments.errors import ConfigError
+from experiments.models.augmentation import is_active
 from experiments.tracking.logged_models import load_logged_model
 from experiments.training import optimizers
 from experiments.uris import is_model_uri
@@ -210,8 +211,6 @@ def train_head(
     Otherwise its features are computed once and the head trains on them alone: the
     same result (the base is frozen and in inference mode), many times faster.
     """
-    from experiments.models.augmentation import is_active
-
     if initial_epoch >= epochs:
         return {}
     freeze_base(model)
