@@ -19,9 +19,9 @@ def configurations(table: list[dict], metric: str) -> list[dict]:
     metric, and ``vs_best``: "best", "≈ best" (p >= 0.05), "worse", or "?" (no test).
     """
     key = sort_key(metric)
-    done = [row for row in table if row["status"] == "FINISHED" and row.get(key) is not None]
+    finished = [row for row in table if row["status"] == "FINISHED" and row.get(key) is not None]
     grouped: dict[tuple, list[dict]] = {}
-    for row in done:
+    for row in finished:
         grouped.setdefault(row["configuration"], []).append(row)
     labels = _labels(list(grouped))
     groups = []

@@ -39,27 +39,27 @@ def folder(run_id: str) -> Path:
     return Path.cwd() / "checkpoints" / run_id
 
 
-def read_state(where: Path) -> State | None:
-    path = where / STATE
-    if not path.is_file() or not (where / LAST).is_file():
+def read_state(folder: Path) -> State | None:
+    path = folder / STATE
+    if not path.is_file() or not (folder / LAST).is_file():
         return None
     return State(**json.loads(path.read_text()))
 
 
-def callback(where: Path, model, stage: str, first_step: int, stages: list[str], tracker, epochs):
+def callback(folder: Path, model, stage: str, first_step: int, stages: list[str], tracker, epochs):
     """A Keras callback saving ``model`` (the whole model, whatever ``fit`` trains) each epoch,
     with where training stood, ``tracker``'s best epoch (a ``best_epoch.Tracker``) and
     ``epochs``, the metrics of every epoch so far (what the run logs; a resume re-sends
     any that a kill kept from reaching the store)."""
     import keras
 
-    where.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
 
     class Checkpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            save_model(model, where / LAST)
+            save_model(model, folder / LAST)
             state = State(stage, first_step, epoch + 1, list(stages), tracker.state(), epochs)
-            write_atomically(where / STATE, json.dumps(asdict(state)).encode())
+            write_atomically(folder / STATE, json.dumps(asdict(state)).encode())
 
     return Checkpoint()
 

@@ -56,14 +56,14 @@ def prepare(cfg: DictConfig, uri: str, overrides: list[str]) -> tuple[DictConfig
         raise ConfigError(KEY, f"run {run_id} has no config.yaml artifact to resume from") from None
     resumed = _merge(cfg, logged, overrides, run_id)
 
-    where = checkpoints.folder(run_id)
-    state = checkpoints.read_state(where)
+    folder = checkpoints.folder(run_id)
+    state = checkpoints.read_state(folder)
     if state is None:
-        state = _fetch_logged_checkpoint(client, run_id, where)
+        state = _fetch_logged_checkpoint(client, run_id, folder)
     if state is None:
         raise ConfigError(
             KEY,
-            f"run {run_id} has no checkpoint: neither {where}/{checkpoints.LAST} with "
+            f"run {run_id} has no checkpoint: neither {folder}/{checkpoints.LAST} with "
             f"{checkpoints.STATE} nor the artifact checkpoints/{checkpoints.LAST}",
         )
     epochs = _epochs(client, run_id, state)
@@ -74,9 +74,9 @@ def prepare(cfg: DictConfig, uri: str, overrides: list[str]) -> tuple[DictConfig
         state.stage,
         state.epochs_done,
         state.next_step,
-        where / checkpoints.LAST,
+        folder / checkpoints.LAST,
     )
-    return resumed, Resume(run_id, where / checkpoints.LAST, state, epochs)
+    return resumed, Resume(run_id, folder / checkpoints.LAST, state, epochs)
 
 
 def _merge(cfg: DictConfig, logged: DictConfig, overrides: list[str], run_id: str) -> DictConfig:
@@ -106,7 +106,7 @@ def _merge(cfg: DictConfig, logged: DictConfig, overrides: list[str], run_id: st
     return resumed
 
 
-def _fetch_logged_checkpoint(client, run_id: str, where: Path) -> checkpoints.State | None:
+def _fetch_logged_checkpoint(client, run_id: str, folder: Path) -> checkpoints.State | None:
     """Download the checkpoint the run logged (its folder on disk is gone)."""
     from mlflow.exceptions import MlflowException
 
@@ -117,12 +117,12 @@ def _fetch_logged_checkpoint(client, run_id: str, where: Path) -> checkpoints.St
             return None
         if checkpoints.read_state(fetched) is None:
             return None
-        where.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         for name in (checkpoints.LAST, checkpoints.STATE, checkpoints.BEST, BEST_STATE):
             if (fetched / name).is_file():
-                shutil.copy2(fetched / name, where / name)
-    log.info("Fetched the checkpoint logged by run %s into %s", run_id, where)
-    return checkpoints.read_state(where)
+                shutil.copy2(fetched / name, folder / name)
+    log.info("Fetched the checkpoint logged by run %s into %s", run_id, folder)
+    return checkpoints.read_state(folder)
 
 
 def _epochs(client, run_id: str, state: checkpoints.State) -> list[dict]:

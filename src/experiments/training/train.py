@@ -60,7 +60,7 @@ def run(cfg: DictConfig) -> float:
                 trained = _train(cfg, data, phase_module, model, mlflow_run, resuming)
                 test = record.results(cfg, data, model, trained, mlflow_run.outbox)
     finally:
-        _release()
+        _free_graph()
     log.info("test_accuracy=%.4f test_loss=%.4f", test["accuracy"], test["loss"])
     log.info("Run %s FINISHED; artifacts in %s", mlflow_run.id, mlflow_run.artifact_uri)
     log.info("Browse the runs with: %s", store.ui_command(uris.redact(uri)))
@@ -85,7 +85,7 @@ def _train(cfg, data, phase_module, model, mlflow_run: OpenRun, resuming) -> Tra
     sender = mlflow_run.outbox
     factory = callbacks.stage_callbacks(stages, folder, model, sender, tracker, epochs, cfg.trainer)
     started = time.perf_counter()
-    phase_module.train(model, cfg, data, factory, start=resuming.state if resuming else None)
+    phase_module.train(model, cfg, data, factory, resumed=resuming.state if resuming else None)
     seconds = time.perf_counter() - started
     history = epoch_log.curves(epochs)
     record.checkpoint_folder(sender, folder)
@@ -193,7 +193,7 @@ def _seed(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _release() -> None:
+def _free_graph() -> None:
     """Free the graph between jobs that share a process (Hydra's basic launcher)."""
     import keras
 

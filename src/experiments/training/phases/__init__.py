@@ -1,6 +1,6 @@
 """Training phases. Each phase module has ``build(cfg, data)``, which makes the model it
-starts from, and ``train(model, cfg, data, callbacks, start=None)``, which trains it and
-returns the per-epoch history (all stages, one step axis). ``start`` is the checkpoint
+starts from, and ``train(model, cfg, data, callbacks, resumed=None)``, which trains it and
+returns the per-epoch history (all stages, one step axis). ``resumed`` is the checkpoint
 state of a resumed run: the stage and epochs already done; its model is the checkpoint,
 already compiled with its optimizer's state when that stage trained the whole model."""
 
@@ -197,9 +197,9 @@ def total_steps(cfg, data, epochs: int) -> int:
     return epochs * stream.steps(len(data.x_train), cfg.trainer.batch_size)
 
 
-def done(start, stage: str) -> int:
+def epochs_done(resumed, stage: str) -> int:
     """Epochs of ``stage`` already done in a resumed run (0 when not resuming it)."""
-    return start.epochs_done if start is not None and start.stage == stage else 0
+    return resumed.epochs_done if resumed is not None and resumed.stage == stage else 0
 
 
 def train_head(

@@ -22,7 +22,7 @@ from experiments.training.phases import (
     CallbackFactory,
     build_model,
     compile_model,
-    done,
+    epochs_done,
     fit,
     merge,
     total_steps,
@@ -64,10 +64,10 @@ def build(cfg, data):
     return model
 
 
-def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str, list[float]]:
+def train(model, cfg, data, callbacks: CallbackFactory, resumed=None) -> dict[str, list[float]]:
     warmup: dict[str, list[float]] = {}
     warmup_epochs = 0 if cfg.phase.init_from is not None else cfg.phase.warmup_epochs
-    resuming_finetune = start is not None and start.stage == "finetune"
+    resuming_finetune = resumed is not None and resumed.stage == "finetune"
     if warmup_epochs and not resuming_finetune:
         warmup = train_head(
             model,
@@ -76,7 +76,7 @@ def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str,
             callbacks("warmup", 0),
             warmup_epochs,
             lr=cfg.phase.warmup_lr,
-            initial_epoch=done(start, "warmup"),
+            initial_epoch=epochs_done(resumed, "warmup"),
         )
     if resuming_finetune and model.optimizer is not None:
         log.info("Fine-tuning resumes with the checkpoint's trainable layers and optimizer")
@@ -92,7 +92,7 @@ def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str,
         (data.x_val, data.y_val),
         callbacks("finetune", warmup_epochs),
         cfg.trainer.epochs,
-        done(start, "finetune"),
+        epochs_done(resumed, "finetune"),
     )
     return merge(warmup, tuned)
 

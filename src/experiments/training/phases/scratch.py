@@ -6,7 +6,7 @@ from experiments.training.phases import (
     CallbackFactory,
     build_model,
     compile_model,
-    done,
+    epochs_done,
     fit,
     total_steps,
 )
@@ -16,8 +16,8 @@ def build(cfg, data):
     return build_model(cfg, data)
 
 
-def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str, list[float]]:
-    if start is None or model.optimizer is None:
+def train(model, cfg, data, callbacks: CallbackFactory, resumed=None) -> dict[str, list[float]]:
+    if resumed is None or model.optimizer is None:
         compile_model(model, cfg, steps=total_steps(cfg, data, cfg.trainer.epochs))
     return fit(
         model,
@@ -26,5 +26,5 @@ def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str,
         (data.x_val, data.y_val),
         callbacks("scratch", 0),
         cfg.trainer.epochs,
-        done(start, "scratch"),
+        epochs_done(resumed, "scratch"),
     )

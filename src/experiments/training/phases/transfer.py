@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from experiments.training.phases import CallbackFactory, build_model, done, train_head
+from experiments.training.phases import CallbackFactory, build_model, epochs_done, train_head
 
 
 def build(cfg, data):
     return build_model(cfg, data, frozen_bn=True)
 
 
-def train(model, cfg, data, callbacks: CallbackFactory, start=None) -> dict[str, list[float]]:
+def train(model, cfg, data, callbacks: CallbackFactory, resumed=None) -> dict[str, list[float]]:
     return train_head(
         model,
         cfg,
         data,
         callbacks("transfer", 0),
         cfg.trainer.epochs,
-        initial_epoch=done(start, "transfer"),
+        initial_epoch=epochs_done(resumed, "transfer"),
     )
