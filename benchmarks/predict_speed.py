@@ -99,7 +99,8 @@ def section(r: dict) -> str:
             "## 5. Prediction",
             "",
             f"`python -m experiments.predict` on a folder of {r['images']} PNG files "
-            f"(Fashion-MNIST test images), model `{r['backbone']}` from `runs:/`, median of {r['repeats']} runs:",
+            f"(Fashion-MNIST test images), model `{r['backbone']}` from `runs:/`, "
+            f"median of {r['repeats']} runs:",
             "",
             "| model load (s) | decoding (s) | batched prediction (s) | images/s after loading | "
             "whole command (s) |",

@@ -85,7 +85,14 @@ def test_help_and_cfg_job_list_every_backbone_without_tensorflow(workdir):
 
 
 def _options(group: str) -> set[str]:
-    return {path.stem for path in (CONF_DIR / group).glob("*.yaml")}
+    """The options of ``group``: its YAML files and the rows Hydra's ConfigStore holds."""
+    from hydra.core.config_store import ConfigStore
+
+    try:
+        stored = {name.removesuffix(".yaml") for name in ConfigStore.instance().list(group)}
+    except OSError:  # no option of the group is registered in code: all are YAML files
+        stored = set()
+    return stored | {path.stem for path in (CONF_DIR / group).glob("*.yaml")}
 
 
 def test_the_dataset_table_is_conf_dataset():
@@ -118,7 +125,23 @@ def test_the_phase_table_is_conf_phase():
 
 
 def test_every_backbone_option_is_a_row():
+    assert _options("backbone") == set(models.BACKBONES)
+
+
+def test_a_row_without_a_yaml_file_is_an_option_with_the_schema_defaults(monkeypatch):
+    """Adding an optimizer is one row: without conf/optimizer/<name>.yaml it still composes."""
     from hydra.core.config_store import ConfigStore
 
-    stored = {name.removesuffix(".yaml") for name in ConfigStore.instance().list("backbone")}
-    assert stored | _options("backbone") == set(models.BACKBONES)
+    from experiments.config.schema import register_options
+    from experiments.training import optimizers
+
+    row = optimizers.OptimizerSpec("adamw", "AdamW")
+    monkeypatch.setitem(optimizers.OPTIMIZERS, "adamw", row)
+    register_options("optimizer", {"adamw": optimizers.OptimizerConfig(name="adamw")})
+    try:
+        cfg = compose(["optimizer=adamw", "optimizer.lr=0.01"])
+    finally:
+        ConfigStore.instance().repo["optimizer"].pop("adamw.yaml")
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.momentum) == ("adamw", 0.01, 0.0)
+    built = optimizers.build(cfg.optimizer)
+    assert type(built).__name__ == "AdamW" and float(built.learning_rate) == pytest.approx(0.01)

@@ -121,6 +121,18 @@ def register() -> None:
     OmegaConf.register_new_resolver("direction_of", direction_of, replace=True)
 
 
+def register_options(group: str, nodes: dict[str, object]) -> None:
+    """``<group>=<name>`` for each ``nodes[name]`` (a schema instance) without a YAML file.
+
+    A registry's row is an option by itself; a YAML file in ``conf/<group>/``, where there
+    is one, gives that option's defaults (and the comments users read) instead.
+    """
+    store = ConfigStore.instance()
+    for name, node in nodes.items():
+        if not (CONF_DIR / group / f"{name}.yaml").exists():
+            store.store(group=group, name=name, node=node)
+
+
 def direction_of(metric: str) -> str:
     return "minimize" if lower_is_better(metric) else "maximize"
 

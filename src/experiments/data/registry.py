@@ -1,9 +1,10 @@
 """The dataset table: every ``dataset=<name>`` option, the keys it reads, and the rules.
 
 Adding a dataset is a row here and its module in this package, whose ``load(cfg, seed)``
-returns all its images as ``Splits``; ``conf/dataset/<name>.yaml`` gives its defaults
-(a test checks the table against ``conf/dataset/``). ``load`` below applies what every
-dataset shares: the RGB a backbone needs, ``dataset.classes`` and ``dataset.limit``.
+returns all its images as ``Splits``; ``conf/dataset/<name>.yaml`` may give it defaults
+other than the schema's (a test checks the table against ``conf/dataset/``). ``load``
+below applies what every dataset shares: the RGB a backbone needs, ``dataset.classes``
+and ``dataset.limit``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.config.rules import first_broken, one_of, refuse_unused
-from experiments.config.schema import DatasetConfig
+from experiments.config.schema import DatasetConfig, register_options
 from experiments.data.splits import Splits, keep_classes, limit_training
 from experiments.errors import DataError
 
@@ -35,6 +36,11 @@ DATASETS = {
         DatasetSpec("shapes", "shapes", keys=("test_split", "per_class")),
     )
 }
+
+
+def register() -> None:
+    """``dataset=<name>`` for every row without a YAML file of its own."""
+    register_options("dataset", {name: DatasetConfig(name=name) for name in DATASETS})
 
 
 def check(d: DictConfig) -> None:

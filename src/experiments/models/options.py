@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from experiments.config.rules import first_broken
-from experiments.config.schema import CONF_DIR, BackboneConfig
+from experiments.config.schema import BackboneConfig, register_options
 from experiments.errors import ConfigError
 from experiments.models.registry import BACKBONES, spec
 from experiments.uris import is_model_uri
@@ -22,12 +21,13 @@ APPLICATION_DROPOUT = 0.2  # the head's dropout for backbones without a YAML fil
 
 def register() -> None:
     """``backbone=<name>`` for every row without a YAML file of its own."""
-    store = ConfigStore.instance()
-    for row in BACKBONES.values():
-        if not (CONF_DIR / "backbone" / f"{row.name}.yaml").exists():
-            weights = "imagenet" if row.imagenet else None
-            node = BackboneConfig(name=row.name, weights=weights, dropout=APPLICATION_DROPOUT)
-            store.store(group="backbone", name=row.name, node=node)
+    nodes = {
+        row.name: BackboneConfig(
+            name=row.name, weights="imagenet" if row.imagenet else None, dropout=APPLICATION_DROPOUT
+        )
+        for row in BACKBONES.values()
+    }
+    register_options("backbone", nodes)
 
 
 def check(cfg: DictConfig) -> None:

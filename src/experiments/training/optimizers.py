@@ -1,8 +1,8 @@
 """The optimizer table: every ``optimizer=<name>`` option, its Keras class and the keys it reads.
 
-Adding an optimizer is a row here and ``conf/optimizer/<name>.yaml`` with its defaults
-(a test checks the table against ``conf/optimizer/``); a key of its own is a field of
-``config.schema.OptimizerConfig``.
+Adding an optimizer is a row here; ``conf/optimizer/<name>.yaml`` may give it defaults
+other than the schema's (a test checks the table against ``conf/optimizer/``). A key of
+its own is a field of ``config.schema.OptimizerConfig``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 from experiments.config.rules import first_broken, one_of, refuse_unused
-from experiments.config.schema import OptimizerConfig
+from experiments.config.schema import OptimizerConfig, register_options
 
 
 @dataclass(frozen=True)
@@ -69,3 +69,8 @@ def check(cfg: DictConfig) -> None:
     first_broken([one_of(cfg.name, OPTIMIZERS, "optimizer.name", "optimizer")])
     uses = {name: row.keys for name, row in OPTIMIZERS.items()}
     refuse_unused(cfg, "optimizer", uses, OptimizerConfig(name=cfg.name))
+
+
+def register() -> None:
+    """``optimizer=<name>`` for every row without a YAML file of its own."""
+    register_options("optimizer", {name: OptimizerConfig(name=name) for name in OPTIMIZERS})

@@ -18,6 +18,8 @@ from experiments.training import optimizers, phases
 
 schema.register()
 backbones.register()
+datasets.register()
+optimizers.register()
 
 
 def validate(cfg: DictConfig) -> None:
