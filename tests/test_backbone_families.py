@@ -8,14 +8,15 @@ predicts raw pixels, and the transfer run's base starts a new model
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import mlflow
 import numpy as np
 import pytest
 
-from experiments import models
 from experiments.data import shapes
 from experiments.tracking.logged_models import load_logged_model
-from experiments.training import train
+from experiments.training import phases, train
 from experiments.training.settings import compose
 
 FAMILIES = ["resnet50", "efficientnetb0", "convnext_tiny", "densenet121", "mobilenetv3_small"]
@@ -61,7 +62,8 @@ def test_transfer_then_finetune_then_reuse_the_base(workdir, store_uri, backbone
     transferred = _predicts_after_safe_loading(transfer_uri)
 
     cfg = compose([*common, "phase=transfer", f"backbone.weights={transfer_uri}"])
-    reused = models.build(cfg, (SIZE, SIZE, 3), len(shapes.CLASSES), frozen_bn=True)
+    shape = SimpleNamespace(input_shape=(SIZE, SIZE, 3), num_classes=len(shapes.CLASSES))
+    reused = phases.build_model(cfg, shape, frozen_bn=True)  # the trainer loads the run's model
     theirs = transferred.get_layer("base").get_weights()
     ours = reused.get_layer("base").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(theirs, ours, strict=True))

@@ -199,3 +199,18 @@ def _imports_heavy_at_top(path: Path) -> bool:
         if any(name.split(".")[0] in HEAVY for name in names):
             return True
     return False
+
+
+def test_the_command_line_starts_without_a_heavy_library():
+    """``--help`` and a rejected override must not pay for TensorFlow, MLflow or matplotlib."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; import experiments.commands.app, experiments.commands.compare, "
+        "experiments.commands.predict, experiments.commands.study; "
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,7 +1,7 @@
 """The backbone table: one row per network, read without importing TensorFlow or Keras.
 
 Everything else reads this table: the Hydra options of group ``backbone``
-(``experiments.config``), configuration checks, the model builder, fine-tuning's freeze
+(``models.options``), configuration checks, the model builder, fine-tuning's freeze
 rule, the README's backbone table (``tests/test_registry.py`` checks it) and the tests.
 Adding a backbone is adding a row.
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from experiments.config.schema import flatten
 from experiments.data import stream
-from experiments.reporting import ranking, reports
+from experiments.reporting import ranking
 from experiments.tracking import logged_models, outbox, store
 from experiments.training import best_epoch, resume
 from experiments.uris import redact
@@ -113,6 +113,7 @@ def results(cfg, data, model, trained, sender) -> dict:
 
 def _log_reports(cfg, data, probs: np.ndarray, history: dict, sender, stages: list[str]) -> None:
     """Curves, confusion matrix, per-class scores, sample and misclassified predictions."""
+    from experiments.reporting import reports  # imports matplotlib: not for --help
 
     predicted = probs.argmax(axis=1)
     matrix = reports.confusion_matrix(data.y_test, predicted, data.num_classes)
@@ -147,7 +148,7 @@ def _log_reports(cfg, data, probs: np.ndarray, history: dict, sender, stages: li
 
 
 def _log_figure(sender, figure, path: str) -> None:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # not for --help
     import mlflow
 
     sender.send(
