@@ -21,7 +21,6 @@ QUICK = [
     "dataset.per_class=8",
     "backbone.weights=null",
     "trainer.epochs=1",
-    "phase.warmup_epochs=1",
     "trainer.verbose=0",
     "mlflow.samples=4",
     "trainer.checkpoints=false",  # checkpoints are tested with the main job
@@ -34,8 +33,15 @@ QUICK = [
 def test_backbone_and_phase_land_a_model_that_predicts_raw_images(
     workdir, store_uri, backbone, phase
 ):
+    warmup = ["phase.warmup_epochs=1"] if phase == "finetune" else []  # finetune's own key
     cfg = compose(
-        [*QUICK, f"backbone={backbone}", f"phase={phase}", f"mlflow.tracking_uri={store_uri}"]
+        [
+            *QUICK,
+            *warmup,
+            f"backbone={backbone}",
+            f"phase={phase}",
+            f"mlflow.tracking_uri={store_uri}",
+        ]
     )
     train.run(cfg)
     run = mlflow.search_runs(experiment_names=["experiments"], output_format="list")[0]
@@ -63,6 +69,7 @@ def test_finetune_on_the_command_line_logs_both_stages_on_one_axis(workdir, stor
         *QUICK,
         "backbone=xception",
         "phase=finetune",
+        "phase.warmup_epochs=1",
         "trainer.epochs=2",
         f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,

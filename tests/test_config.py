@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import pytest
@@ -201,3 +202,18 @@ def test_val_split_zero_is_refused_for_every_dataset(dataset):
     """The best epoch is chosen on the validation set: every dataset needs one."""
     with pytest.raises(ConfigError, match=r"^dataset.val_split: must be in \(0, 1\)"):
         compose([f"dataset={dataset}", "dataset.root=anywhere", "dataset.val_split=0"])
+
+
+def test_in_a_sweep_over_the_group_a_key_for_some_options_is_not_refused(monkeypatch, caplog):
+    """``phase=transfer,finetune phase.warmup_epochs=1``: the key is for the finetune jobs."""
+    from experiments.tracking import sweeps
+
+    monkeypatch.setattr(sweeps, "parent_of_current_job", lambda: {"varying": ["phase", "seed"]})
+    with caplog.at_level(logging.INFO, logger="experiments.config.rules"):
+        cfg = compose(["phase=transfer", "phase.warmup_epochs=1"])
+    assert cfg.phase.name == "transfer"
+    assert (
+        "phase=transfer does not use it (only finetune do); this sweep varies phase" in caplog.text
+    )
+    with pytest.raises(ConfigError, match="^optimizer.momentum: optimizer=adam does not use it"):
+        compose(["optimizer=adam", "optimizer.momentum=0.9"])  # the sweep does not vary this group

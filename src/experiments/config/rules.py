@@ -8,6 +8,7 @@ common check that a key the chosen option ignores was not set.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from omegaconf import DictConfig
@@ -20,6 +21,8 @@ SCHEDULES = ("constant", "cosine")
 METRICS = ("val_accuracy", "val_loss", "accuracy", "loss", "test_accuracy", "test_loss")
 
 Rule = tuple[bool, str, str]
+
+log = logging.getLogger(__name__)
 
 
 def one_of(value: str, choices: Iterable[str], key: str, what: str) -> Rule:
@@ -34,22 +37,27 @@ def first_broken(rules: Iterable[Rule]) -> None:
             raise ConfigError(key, message)
 
 
-def refuse_unused(node: DictConfig, group: str, uses: dict[str, tuple[str, ...]], defaults) -> None:
+def refuse_unused(
+    node: DictConfig, group: str, uses: dict[str, tuple[str, ...]], defaults, swept: bool = False
+) -> None:
     """Refuse a key of ``group`` that the chosen option does not read but was set anyway.
 
     ``uses`` maps each option to the option-specific keys it reads; ``defaults`` is the
-    group's schema instance, whose values mean "not set".
+    group's schema instance, whose values mean "not set". In a sweep over the group's
+    options (``swept``: ``phase=transfer,finetune phase.warmup_epochs=1``) the key is
+    meant for the options that read it: the others only say so in the log.
     """
     option = node.name
     specific = {key for keys in uses.values() for key in keys}
     for key in sorted(specific - set(uses[option])):
-        if node.get(key) != getattr(defaults, key):
-            readers = [name for name, keys in uses.items() if key in keys]
-            raise ConfigError(
-                f"{group}.{key}",
-                f"{group}={option} does not use it (only {', '.join(readers)} do); "
-                f"remove {group}.{key}={node.get(key)}",
-            )
+        if node.get(key) == getattr(defaults, key):
+            continue
+        readers = ", ".join(name for name, keys in uses.items() if key in keys)
+        unused = f"{group}={option} does not use it (only {readers} do)"
+        if swept:
+            log.info("%s.%s=%s: %s; this sweep varies %s", group, key, node.get(key), unused, group)
+            continue
+        raise ConfigError(f"{group}.{key}", f"{unused}; remove {group}.{key}={node.get(key)}")
 
 
 def validate(cfg: DictConfig) -> None:

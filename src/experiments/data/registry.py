@@ -43,7 +43,7 @@ def register() -> None:
     register_options("dataset", {name: DatasetConfig(name=name) for name in DATASETS})
 
 
-def check(d: DictConfig) -> None:
+def check(d: DictConfig, swept: bool = False) -> None:
     """The dataset rules, in one place: ranges, and no key the chosen dataset ignores.
 
     ``val_split`` must be above 0 for every dataset: the best epoch is picked on the
@@ -75,7 +75,7 @@ def check(d: DictConfig) -> None:
         ]
     )
     uses = {name: row.keys for name, row in DATASETS.items()}
-    refuse_unused(d, "dataset", uses, DatasetConfig(name=d.name))
+    refuse_unused(d, "dataset", uses, DatasetConfig(name=d.name), swept)
 
 
 def load(dataset_cfg, seed: int, channels: int | None = None) -> Splits:
@@ -84,7 +84,7 @@ def load(dataset_cfg, seed: int, channels: int | None = None) -> Splits:
     ``channels`` overrides ``dataset.channels`` (a backbone that needs RGB gets RGB), and
     ``dataset.classes`` keeps only the named classes, relabelled in the order given.
     """
-    check(dataset_cfg)
+    check(dataset_cfg, swept=True)  # the whole configuration was judged before
     module = importlib.import_module(f"experiments.data.{DATASETS[dataset_cfg.name].module}")
     if channels is not None and channels != dataset_cfg.channels:
         dataset_cfg = OmegaConf.merge(dataset_cfg, {"channels": channels})

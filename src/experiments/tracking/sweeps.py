@@ -36,6 +36,12 @@ def parent_of_current_job() -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def swept_groups() -> set[str]:
+    """The config groups (``phase``, ``optimizer``...) whose option the current sweep varies."""
+    parent = parent_of_current_job() or {}
+    return {key for key in parent.get("varying", []) if "." not in key}
+
+
 def varying_keys(config: DictConfig) -> list[str]:
     """The keys a sweep varies: its sweep overrides (``lr=1e-3,1e-2``) and a sweeper's params."""
     from hydra.core.override_parser.overrides_parser import OverridesParser

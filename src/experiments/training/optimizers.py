@@ -64,11 +64,11 @@ def build(cfg, lr: float | None = None, steps: int | None = None):
     )
 
 
-def check(cfg: DictConfig) -> None:
+def check(cfg: DictConfig, swept: bool = False) -> None:
     """A known optimizer, and none of the keys it ignores (``momentum`` with Adam)."""
     first_broken([one_of(cfg.name, OPTIMIZERS, "optimizer.name", "optimizer")])
     uses = {name: row.keys for name, row in OPTIMIZERS.items()}
-    refuse_unused(cfg, "optimizer", uses, OptimizerConfig(name=cfg.name))
+    refuse_unused(cfg, "optimizer", uses, OptimizerConfig(name=cfg.name), swept)
 
 
 def register() -> None:

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from experiments.config import rules, schema
 from experiments.data import registry as datasets
 from experiments.models import options as backbones
+from experiments.tracking import sweeps
 from experiments.training import optimizers, phases
 
 schema.register()
@@ -24,9 +25,10 @@ optimizers.register()
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first invalid key of a composed configuration."""
-    phases.check(cfg.phase)
-    optimizers.check(cfg.optimizer)
-    datasets.check(cfg.dataset)
+    swept = sweeps.swept_groups()  # a key for some of the options a sweep runs is not refused
+    phases.check(cfg.phase, "phase" in swept)
+    optimizers.check(cfg.optimizer, "optimizer" in swept)
+    datasets.check(cfg.dataset, "dataset" in swept)
     backbones.check(cfg)
     rules.validate(cfg)
 

@@ -42,10 +42,10 @@ def module(name: str) -> ModuleType:
     return importlib.import_module(f"experiments.training.phases.{name}")
 
 
-def check(p: DictConfig) -> None:
+def check(p: DictConfig, swept: bool = False) -> None:
     """A known phase, its settings in range, and none of the keys it ignores."""
     first_broken([one_of(p.name, PHASES, "phase.name", "phase")])
-    refuse_unused(p, "phase", PHASES, PhaseConfig(name=p.name))
+    refuse_unused(p, "phase", PHASES, PhaseConfig(name=p.name), swept)
     first_broken(
         [
             (p.warmup_epochs >= 0, "phase.warmup_epochs", f"must be >= 0, got {p.warmup_epochs}"),
