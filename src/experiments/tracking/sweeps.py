@@ -63,10 +63,9 @@ def record_failed_job(error: BaseException) -> None:
     (folder / f"{hydra.job.num}.json").write_text(json.dumps(note))
 
 
-def parent_tag(uri: str) -> dict[str, str]:
-    """In a sweep, the tag that makes this job's run a child of the sweep's parent run."""
-    parent = parent_of_current_job()
-    if parent is None:
+def parent_tag(uri: str, parent: dict | None) -> dict[str, str]:
+    """In a sweep, the tag that makes this job's run a child of ``parent`` (the sweep's run)."""
+    if not parent:
         return {}
     if parent["tracking_uri"] != uri:
         log.warning(

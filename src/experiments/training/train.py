@@ -145,7 +145,7 @@ def _identity(cfg, uri: str, experiment_id: str, data, resuming) -> dict:
         "dataset": cfg.dataset.name,
         "data.skipped_files": str(data.skipped),
         **provenance.tags(),
-        **sweeps.parent_tag(uri),
+        **sweeps.parent_tag(uri, parent),
     }
     return {
         "tags": tags,
