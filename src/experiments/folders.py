@@ -8,11 +8,16 @@ and removed in it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
 import os
 import tempfile
 from pathlib import Path
 
 from experiments.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def ensure_writable(folder: str | os.PathLike, key: str, remedy: str) -> Path:
@@ -30,3 +35,22 @@ def ensure_writable(folder: str | os.PathLike, key: str, remedy: str) -> Path:
             key, f"cannot write to {path} ({exc.strerror or exc}); {remedy}"
         ) from None
     return path
+
+
+@contextlib.contextmanager
+def locked(lock_path: Path, waiting: str):
+    """Hold the file lock ``lock_path`` (created if needed); log ``waiting`` if another has it.
+
+    Of several processes (the jobs of a sweep) that would build the same cache, one holds
+    the lock and builds; the others wait here, then find the cache built.
+    """
+    with open(lock_path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info(waiting)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

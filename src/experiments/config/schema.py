@@ -65,6 +65,8 @@ class DatasetConfig:
     channels: int = 1  # 1 = grayscale, 3 = RGB (raised to 3 when the backbone needs it)
     classes: list[str] | None = None  # keep only these classes (names or indices); null = all
     per_class: int | None = None  # shapes: images generated per class
+    cache: bool = True  # image folders: decode once into a cache on disk and stream from it
+    cache_dir: str = "data/.cache"  # image folders: where the image and feature caches live
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from experiments.data.images import IMAGE_SUFFIXES, decode, is_image_file
+from experiments.data import image_cache
+from experiments.data.images import IMAGE_SUFFIXES, is_image_file
 from experiments.data.splits import Splits, hold_out
 from experiments.errors import ConfigError, DataError
 
@@ -27,12 +30,28 @@ def load(cfg, seed: int) -> Splits:
 
 
 def load_folder(root: Path, cfg, seed: int, source: str) -> Splits:
-    """Decode the class sub-folders of ``root`` at ``cfg.image_size`` and split them."""
+    """The class sub-folders of ``root`` at ``cfg.image_size``, split with ``seed``.
+
+    With ``cfg.cache`` the pixels stay in the on-disk cache and each split is a
+    ``DiskArray`` of its rows, read batch by batch; without, they are arrays in memory.
+    The same files, seed and settings give the same splits either way.
+    """
     _check_root(root)
-    if (root / "train").is_dir():
-        splits = _load_pre_split(root, cfg, seed, source)
-    else:
-        splits = _load_flat(root, cfg, seed, source)
+    listing = _list_pre_split(root) if (root / "train").is_dir() else _list_flat(root)
+    decoded = _decoded(listing, cfg)
+    for row, reason in sorted(decoded.reasons.items()):
+        log.warning("Skipping %s: %s", listing.paths[row], reason)
+    readable = np.ones(len(listing.paths), bool)
+    readable[list(decoded.reasons)] = False
+    split = _split_pre_split if listing.parts and listing.parts[0] else _split_flat
+    parts = split(listing, readable, cfg, seed)
+    splits = Splits(
+        *(array for name in SPLIT_FOLDERS for array in _select(decoded.images, *parts[name])),
+        class_names=listing.class_names,
+        source=source,
+        skipped=len(decoded.reasons),
+        cache_key=decoded.key,
+    )
     log.info(
         "%s: %d classes, %d train / %d val / %d test images",
         source,
@@ -44,6 +63,11 @@ def load_folder(root: Path, cfg, seed: int, source: str) -> Splits:
     if splits.skipped:
         log.warning("%s: skipped %d files that could not be decoded", source, splits.skipped)
     return splits
+
+
+def _select(images, rows: np.ndarray, labels: np.ndarray):
+    """The images of ``rows`` (a lazy view of a cache, or a copy in memory) and their labels."""
+    return images[rows], labels
 
 
 def _check_root(root: Path) -> None:
@@ -90,48 +114,52 @@ def _class_folders(folder: Path) -> dict[str, Path]:
     return found
 
 
-def _read_class(folder: Path, size: int, channels: int) -> tuple[list[np.ndarray], int]:
-    """The decodable images of one class folder and the count of those that failed."""
-    files = [path for path in sorted(folder.iterdir()) if path.is_file() and is_image_file(path)]
-    images = [decode(path, size, channels) for path in files]
-    good = [image for image in images if image is not None]
-    if not good:
-        detail = (
-            f"none of its {len(files)} image files could be decoded (see the warnings above)"
-            if files
-            else f"it holds no files ending in {', '.join(sorted(IMAGE_SUFFIXES))}"
+def _image_files(folder: Path) -> list[Path]:
+    return [path for path in sorted(folder.iterdir()) if path.is_file() and is_image_file(path)]
+
+
+@dataclass
+class Listing:
+    """A folder's image files in order (split folder, class, name) and what each one is."""
+
+    root: Path
+    class_names: list[str]
+    paths: list[Path] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)  # the class of each file
+    parts: list[str] = field(default_factory=list)  # its split folder, or "" in a flat folder
+    folders: dict[tuple[str, int], Path] = field(default_factory=dict)  # (part, class) -> folder
+
+    def add(self, part: str, label: int, folder: Path) -> None:
+        files = _image_files(folder)
+        self.folders[part, label] = folder
+        self.paths += files
+        self.labels += [label] * len(files)
+        self.parts += [part] * len(files)
+
+    def rows(self, part: str, label: int, readable: np.ndarray) -> np.ndarray:
+        """The readable rows of one class folder, in file order; DataError if there are none."""
+        rows = np.flatnonzero(
+            (np.asarray(self.parts) == part) & (np.asarray(self.labels) == label) & readable
         )
-        raise DataError(f"class folder {folder} has no readable image: {detail}")
-    return good, len(files) - len(good)
+        if len(rows) == 0:
+            raise _unreadable(self.folders[part, label])
+        return rows
 
 
-def _read_classes(folders: list[Path], size: int, channels: int):
-    """Images and int64 labels of the class folders, in order, and the count of skipped files."""
-    per_class, skipped = [], 0
-    for folder in folders:
-        images, failed = _read_class(folder, size, channels)
-        per_class.append(images)
-        skipped += failed
-    return per_class, skipped
+def _unreadable(folder: Path) -> DataError:
+    files = _image_files(folder)
+    detail = (
+        f"none of its {len(files)} image files could be decoded (see the warnings above)"
+        if files
+        else f"it holds no files ending in {', '.join(sorted(IMAGE_SUFFIXES))}"
+    )
+    return DataError(f"class folder {folder} has no readable image: {detail}")
 
 
-def _stack(images: list[np.ndarray], labels: list[int], size: int, channels: int):
-    if not images:
-        return np.empty((0, size, size, channels), np.uint8), np.empty(0, np.int64)
-    return np.stack(images), np.asarray(labels, np.int64)
-
-
-def _shuffled(x: np.ndarray, y: np.ndarray, seed: int):
-    """The training images in an order of ``seed``'s, rather than class by class."""
-    order = np.random.default_rng(seed).permutation(len(x))
-    return x[order], y[order]
-
-
-def _load_pre_split(root: Path, cfg, seed: int, source: str) -> Splits:
-    size, channels = cfg.image_size, cfg.channels
+def _list_pre_split(root: Path) -> Listing:
     train = _class_folders(root / "train")
     names = list(train)
-    arrays, skipped = {}, 0
+    listing = Listing(root, names)
     for split in SPLIT_FOLDERS:
         folder = root / split
         if not folder.is_dir():
@@ -143,27 +171,61 @@ def _load_pre_split(root: Path, cfg, seed: int, source: str) -> Splits:
                 f"{folder} must have the same class folders as {root / 'train'}: "
                 f"missing {missing or 'none'}, extra {extra or 'none'}"
             )
-        per_class, failed = _read_classes([found[name] for name in names], size, channels)
-        skipped += failed
-        images = [image for class_images in per_class for image in class_images]
-        labels = [k for k, class_images in enumerate(per_class) for _ in class_images]
-        arrays[split] = _stack(images, labels, size, channels)
-    x_train, y_train = arrays["train"]
-    if "test" not in arrays:
-        log.info("%s has no test/ folder: holding out %.0f%% of train/", root, 100 * cfg.test_split)
-        x_train, y_train, *arrays["test"] = hold_out(x_train, y_train, cfg.test_split, seed)
-    if "val" not in arrays:
-        x_train, y_train, *arrays["val"] = hold_out(x_train, y_train, cfg.val_split, seed)
-    x_train, y_train = _shuffled(x_train, y_train, seed)
-    return Splits(
-        x_train,
-        y_train,
-        *arrays["val"],
-        *arrays["test"],
-        class_names=names,
-        source=source,
-        skipped=skipped,
-    )
+        for label, name in enumerate(names):
+            listing.add(split, label, found[name])
+    return listing
+
+
+def _list_flat(root: Path) -> Listing:
+    folders = _class_folders(root)
+    for name in folders:
+        if name in SPLIT_FOLDERS:
+            raise DataError(
+                f"{root} has a {name}/ folder but no train/ folder: a pre-split dataset needs "
+                f"{root / 'train'}, and a flat one cannot have a class called {name!r}"
+            )
+    listing = Listing(root, list(folders))
+    for label, folder in enumerate(folders.values()):
+        listing.add("", label, folder)
+    return listing
+
+
+def _decoded(listing: Listing, cfg) -> image_cache.Decoded:
+    """Every listed file decoded: from the cache (built on first use), or into memory."""
+    size, channels = cfg.image_size, cfg.channels
+    if not cfg.get("cache", False):
+        return image_cache.in_memory(listing.paths, size, channels)
+    stats = [(st.st_size, st.st_mtime_ns) for st in map(os.stat, listing.paths)]
+    files = image_cache.Files(listing.root, listing.paths, stats, size, channels)
+    return image_cache.cached(files, Path(cfg.cache_dir).expanduser().absolute())
+
+
+def _shuffled(rows: np.ndarray, labels: np.ndarray, seed: int):
+    """The training images in an order of ``seed``'s, rather than class by class."""
+    order = np.random.default_rng(seed).permutation(len(rows))
+    return rows[order], labels[order]
+
+
+def _split_pre_split(listing: Listing, readable: np.ndarray, cfg, seed: int) -> dict:
+    """The rows and labels of each split: its folder's, or held out of train/ with ``seed``."""
+    parts = {}
+    for split in dict.fromkeys(listing.parts):
+        rows = np.concatenate(
+            [listing.rows(split, k, readable) for k in range(len(listing.class_names))]
+        )
+        parts[split] = (rows, np.asarray(listing.labels, np.int64)[rows])
+    rows, labels = parts["train"]
+    if "test" not in parts:
+        log.info(
+            "%s has no test/ folder: holding out %.0f%% of train/",
+            listing.root,
+            100 * cfg.test_split,
+        )
+        rows, labels, *parts["test"] = hold_out(rows, labels, cfg.test_split, seed)
+    if "val" not in parts:
+        rows, labels, *parts["val"] = hold_out(rows, labels, cfg.val_split, seed)
+    parts["train"] = _shuffled(rows, labels, seed)
+    return parts
 
 
 def _split_counts(n: int, val_split: float, test_split: float) -> tuple[int, int]:
@@ -176,37 +238,21 @@ def _split_counts(n: int, val_split: float, test_split: float) -> tuple[int, int
     return n_val, n_test
 
 
-def _load_flat(root: Path, cfg, seed: int, source: str) -> Splits:
-    size, channels = cfg.image_size, cfg.channels
-    folders = _class_folders(root)
-    names = list(folders)
-    for name in names:
-        if name in SPLIT_FOLDERS:
-            raise DataError(
-                f"{root} has a {name}/ folder but no train/ folder: a pre-split dataset needs "
-                f"{root / 'train'}, and a flat one cannot have a class called {name!r}"
-            )
-    per_class, skipped = _read_classes([folders[name] for name in names], size, channels)
-    parts = {split: ([], []) for split in SPLIT_FOLDERS}
-    for k, images in enumerate(per_class):
+def _split_flat(listing: Listing, readable: np.ndarray, cfg, seed: int) -> dict:
+    """The rows and labels of each split, every class cut by its own seeded permutation."""
+    chosen = {split: [] for split in SPLIT_FOLDERS}
+    for k in range(len(listing.class_names)):
+        rows = listing.rows("", k, readable)
         # Each class by its own permutation: stratified, and one class does not move another.
-        order = np.random.default_rng((seed, k)).permutation(len(images))
-        n_val, n_test = _split_counts(len(images), cfg.val_split, cfg.test_split)
-        chosen = {
-            "test": order[:n_test],
-            "val": order[n_test : n_test + n_val],
-            "train": order[n_test + n_val :],
-        }
-        for split, indices in chosen.items():
-            parts[split][0].extend(images[i] for i in indices)
-            parts[split][1].extend([k] * len(indices))
-    x_train, y_train = _shuffled(*_stack(*parts["train"], size, channels), seed)
-    return Splits(
-        x_train,
-        y_train,
-        *_stack(*parts["val"], size, channels),
-        *_stack(*parts["test"], size, channels),
-        class_names=names,
-        source=source,
-        skipped=skipped,
-    )
+        order = rows[np.random.default_rng((seed, k)).permutation(len(rows))]
+        n_val, n_test = _split_counts(len(rows), cfg.val_split, cfg.test_split)
+        chosen["test"].append(order[:n_test])
+        chosen["val"].append(order[n_test : n_test + n_val])
+        chosen["train"].append(order[n_test + n_val :])
+    labels = np.asarray(listing.labels, np.int64)
+    parts = {}
+    for split, pieces in chosen.items():
+        rows = np.concatenate(pieces).astype(np.int64)
+        parts[split] = (rows, labels[rows])
+    parts["train"] = _shuffled(*parts["train"], seed)
+    return parts

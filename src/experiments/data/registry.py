@@ -27,13 +27,15 @@ class DatasetSpec:
     keys: tuple[str, ...] = ()  # the keys of its own it reads, beyond every dataset's
 
 
+FOLDER_KEYS = ("test_split", "cache", "cache_dir")  # what every image folder reads
+
 DATASETS = {
     row.name: row
     for row in (
         DatasetSpec("fashion_mnist", "fashion_mnist"),  # its own test set: no test_split
-        DatasetSpec("image_folder", "image_folder", keys=("test_split",)),
-        DatasetSpec("animals", "animals", keys=("test_split",)),
-        DatasetSpec("shapes", "shapes", keys=("test_split", "per_class")),
+        DatasetSpec("image_folder", "image_folder", keys=FOLDER_KEYS),
+        DatasetSpec("animals", "animals", keys=FOLDER_KEYS),
+        DatasetSpec("shapes", "shapes", keys=(*FOLDER_KEYS, "per_class")),
     )
 }
 

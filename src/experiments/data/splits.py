@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from experiments.data.disk_array import DiskArray
 from experiments.errors import ConfigError
 
 
 @dataclass
 class Splits:
-    """Train, validation and test images as uint8 arrays of shape (n, height, width, channels)."""
+    """Train, validation and test images of shape (n, height, width, channels), uint8.
+
+    Each ``x_*`` is an array in memory, or a ``DiskArray`` of an image cache's rows.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -22,6 +27,7 @@ class Splits:
     class_names: list[str]
     source: str  # where the data came from, for the log and the run's tags
     skipped: int = 0  # files that could not be decoded and were left out
+    cache_key: str | None = None  # the image cache's key, when the pixels stay on disk there
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -30,6 +36,17 @@ class Splits:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def fingerprint(self, part: str) -> str | None:
+        """A digest of ``part``'s images and labels that reads no pixel: the image cache's
+        key and the rows it takes. None for images in memory, which MLflow digests itself."""
+        x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
+        if not isinstance(x, DiskArray):
+            return None
+        digest = hashlib.blake2b(self.cache_key.encode(), digest_size=8)
+        digest.update(x.rows.tobytes())
+        digest.update(np.asarray(y, np.int64).tobytes())
+        return digest.hexdigest()
 
 
 def limit_training(splits: Splits, limit: int | None, val_split: float, seed: int) -> Splits:

@@ -11,10 +11,19 @@ with any model this project trains. Each pass is finite, so an epoch is exactly 
 over the data whatever ``trainer.steps_per_execution`` is (an endless stream would run
 whole calls of that many batches past the end of the data).
 
-Under a tf.distribute strategy the arrays go to Keras as before, which distributes them.
+Images that stay in an on-disk cache (a ``DiskArray``) take the same path, except that
+each batch of indices is read from the file (``os.pread``, outside the GIL) instead of
+gathered from memory: shuffling is by index, and memory holds only the batches in flight.
+
+Under a tf.distribute strategy the arrays go to Keras as before, which distributes them
+(a ``DiskArray`` is read into memory first).
 """
 
 from __future__ import annotations
+
+import numpy as np
+
+from experiments.data.disk_array import DiskArray
 
 PARALLEL_GATHERS = 2
 PREFETCH = 4  # batches
@@ -50,9 +59,15 @@ def evaluation(x, y, batch_size: int):
     return _gathered(_in_order(len(x), batch_size), x, y)
 
 
+def in_memory(x):
+    """``x`` as an array in memory: a ``DiskArray`` read whole, anything else as it is."""
+    return np.asarray(x) if isinstance(x, DiskArray) else x
+
+
 def evaluate(model, x, y, batch_size: int) -> dict[str, float]:
     """``model.evaluate`` over ``(x, y)`` in one ordered pass; the metrics by name."""
     if not usable():
+        x = in_memory(x)
         return model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
     return model.evaluate(evaluation(x, y, batch_size), verbose=0, return_dict=True)
 
@@ -60,7 +75,7 @@ def evaluate(model, x, y, batch_size: int) -> dict[str, float]:
 def predict(model, x, batch_size: int, verbose: int = 0):
     """``model.predict`` over ``x`` in one ordered pass."""
     if not usable():
-        return model.predict(x, batch_size=batch_size, verbose=verbose)
+        return model.predict(in_memory(x), batch_size=batch_size, verbose=verbose)
     return model.predict(_gathered(_in_order(len(x), batch_size), x), verbose=verbose)
 
 
@@ -80,13 +95,14 @@ def _gathered(batches, x, y=None):
     import tensorflow as tf
 
     with tf.device("/cpu:0"):  # the data stays in host memory, as with Keras' own pipeline
-        images = tf.constant(x)
+        images = _reader(x) if isinstance(x, DiskArray) else tf.constant(x)
         labels = None if y is None else tf.constant(y)
 
     def rows(index):
+        batch = images(index) if callable(images) else tf.gather(images, index)
         if labels is None:
-            return tf.gather(images, index)
-        return tf.gather(images, index), tf.gather(labels, index)
+            return batch
+        return batch, tf.gather(labels, index)
 
     stream = batches.map(
         rows,
@@ -97,3 +113,17 @@ def _gathered(batches, x, y=None):
     options.autotune.enabled = False
     options.experimental_optimization.apply_default_optimizations = False
     return stream.with_options(options)
+
+
+def _reader(x: DiskArray):
+    """A TensorFlow function reading the rows of ``x`` that a batch of indices names."""
+    import tensorflow as tf
+
+    row_shape, dtype = x.shape[1:], tf.as_dtype(x.dtype)
+
+    def read(index):
+        batch = tf.numpy_function(x.read, [index], dtype, stateful=False)
+        batch.set_shape((None, *row_shape))
+        return batch
+
+    return read

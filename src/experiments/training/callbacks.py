@@ -4,39 +4,58 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiments.tracking import epoch_log
+from experiments.tracking import epoch_log, outbox
 from experiments.training import best_epoch, checkpoints
 
 
-def stage_callbacks(
-    stages: list[str], folder: Path | None, model, sender, tracker, epochs, trainer
-):
+class StageCallbacks:
     """Callbacks for each stage of a phase; stage k's epochs log ``stage=k`` on the shared axis.
 
     ``tracker`` follows the best epoch across stages (and stops a stage early when asked).
     With ``folder``, the whole ``model`` (even while only its head trains on cached
     features) is saved after every epoch and at the run's best epoch, with where training
-    stood, so a crash leaves the latest on disk and the run can resume.
+    stood, so a crash leaves the latest on disk and the run can resume. ``tag`` lets a
+    phase record on the run how it trained (its features computed or reused).
     """
-    import keras  # TensorFlow: imported once training starts
 
-    def callbacks(stage: str, first_step: int) -> list:
+    def __init__(
+        self, stages: list[str], folder: Path | None, model, sender, tracker, epochs, trainer
+    ):
+        self.stages, self.folder, self.model, self.sender = stages, folder, model, sender
+        self.tracker, self.epochs, self.trainer = tracker, epochs, trainer
+
+    def __call__(self, stage: str, first_step: int) -> list:
+        import keras  # TensorFlow: imported once training starts
+
         entry = f"{stage}@{first_step}"
-        if entry not in stages:  # a resumed stage is already listed
-            stages.append(entry)
+        if entry not in self.stages:  # a resumed stage is already listed
+            self.stages.append(entry)
         timer = epoch_log.stopwatch()  # first: the epoch's time without saving and logging
-        extra = {"stage": stages.index(entry)}
+        extra = {"stage": self.stages.index(entry)}
         chosen = [
             timer,
             keras.callbacks.TerminateOnNaN(),  # stop within the batch
-            epoch_log.epoch_recorder(epochs, first_step, extra, timer),
-            best_epoch.callback(tracker, model, stage, first_step, trainer, folder),
+            epoch_log.epoch_recorder(self.epochs, first_step, extra, timer),
+            best_epoch.callback(
+                self.tracker, self.model, stage, first_step, self.trainer, self.folder
+            ),
         ]
-        if folder is not None:  # before the metrics: an epoch logged is an epoch saved
+        if self.folder is not None:  # before the metrics: an epoch logged is an epoch saved
             chosen.append(
-                checkpoints.callback(folder, model, stage, first_step, stages, tracker, epochs)
+                checkpoints.callback(
+                    self.folder,
+                    self.model,
+                    stage,
+                    first_step,
+                    self.stages,
+                    self.tracker,
+                    self.epochs,
+                )
             )
-        chosen.append(epoch_log.metrics_logger(sender, epochs))
+        chosen.append(epoch_log.metrics_logger(self.sender, self.epochs))
         return chosen
 
-    return callbacks
+    def tag(self, tags: dict[str, str]) -> None:
+        import mlflow
+
+        self.sender.send("tags", lambda: mlflow.set_tags(tags), outbox.keep_json("tags.json", tags))

@@ -130,7 +130,7 @@ def _log_reports(cfg, data, probs: np.ndarray, history: dict, sender, stages: li
     _log_figure(
         sender,
         reports.prediction_grid(
-            data.x_test[picks], data.y_test[picks], probs[picks], data.class_names
+            np.asarray(data.x_test[picks]), data.y_test[picks], probs[picks], data.class_names
         ),
         "plots/predictions.png",
     )
@@ -141,7 +141,7 @@ def _log_reports(cfg, data, probs: np.ndarray, history: dict, sender, stages: li
         _log_figure(
             sender,
             reports.prediction_grid(
-                data.x_test[wrong], data.y_test[wrong], probs[wrong], data.class_names
+                np.asarray(data.x_test[wrong]), data.y_test[wrong], probs[wrong], data.class_names
             ),
             "plots/misclassified.png",
         )

@@ -83,7 +83,7 @@ def _train(cfg, data, phase_module, model, mlflow_run: OpenRun, resuming) -> Tra
     tracker = best_epoch.tracker_for(cfg.metric, folder, resuming.state.best if resuming else None)
     epochs: list[dict] = resuming.epochs if resuming else []  # the whole run's, by step
     sender = mlflow_run.outbox
-    factory = callbacks.stage_callbacks(stages, folder, model, sender, tracker, epochs, cfg.trainer)
+    factory = callbacks.StageCallbacks(stages, folder, model, sender, tracker, epochs, cfg.trainer)
     started = time.perf_counter()
     phase_module.train(model, cfg, data, factory, resumed=resuming.state if resuming else None)
     seconds = time.perf_counter() - started

@@ -22,11 +22,12 @@ from experiments.errors import ConfigError
 from experiments.models.augmentation import is_active
 from experiments.tracking.logged_models import load_logged_model
 from experiments.training import optimizers
+from experiments.training.frozen_features import frozen_features
 from experiments.uris import is_model_uri
 
 log = logging.getLogger(__name__)
 
-# (stage, first step) -> Keras callbacks for one call to fit()
+# (stage, first step) -> Keras callbacks for one call to fit(); its ``tag(tags)`` sets run tags
 CallbackFactory = Callable[[str, int], list]
 
 # Each phase, a module of this package, and the keys of ``phase.*`` it reads.
@@ -135,7 +136,13 @@ def fit(
             "shuffle": False,  # the stream reshuffles every pass itself
         }
     else:  # Keras distributes the arrays over the strategy's replicas itself
-        feed = {"x": train[0], "y": train[1], "batch_size": batch, "validation_data": val}
+        validation = (stream.in_memory(val[0]), val[1])
+        feed = {
+            "x": stream.in_memory(train[0]),
+            "y": train[1],
+            "batch_size": batch,
+            "validation_data": validation,
+        }
     history = model.fit(
         **feed,
         epochs=epochs,
@@ -203,13 +210,22 @@ def epochs_done(resumed, stage: str) -> int:
 
 
 def train_head(
-    model, cfg, data, callbacks: list, epochs: int, lr: float | None = None, initial_epoch: int = 0
+    model,
+    cfg,
+    data,
+    callbacks: list,
+    epochs: int,
+    lr: float | None = None,
+    initial_epoch: int = 0,
+    tag: Callable[[dict], None] | None = None,
 ):
-    """Train the head over a frozen base; on cached base features when nothing is random.
+    """Train the head over a frozen base; on the base's features when nothing is random.
 
     With augmentation on, every epoch sees different pixels, so the base must run live.
-    Otherwise its features are computed once and the head trains on them alone: the
-    same result (the base is frozen and in inference mode), many times faster.
+    Otherwise its features are computed once (or found on disk, from an earlier run over
+    the same image cache) and the head trains on them alone: the same result (the base
+    is frozen and in inference mode), many times faster. ``tag`` records on the run
+    whether the features were computed or reused.
     """
     if initial_epoch >= epochs:
         return {}
@@ -229,19 +245,21 @@ def train_head(
     import keras
 
     extractor = keras.Sequential([model.get_layer("preprocess"), model.get_layer("base")])
-    log.info(
-        "Computing the frozen base's features once (%d images)", len(data.x_train) + len(data.x_val)
-    )
-    batch = stream.inference_batch(cfg.trainer.batch_size)
-    verbose = cfg.trainer.verbose
-    f_train = stream.predict(extractor, data.x_train, batch, verbose)
-    f_val = stream.predict(extractor, data.x_val, batch, verbose)
+    features = frozen_features(extractor, data, cfg)
+    if tag is not None:
+        tag({"frozen_features": features.how})
     head = model.get_layer("head")
     if initial_epoch:
         log.info("Resuming the head's training with a fresh optimizer state (cached features)")
     compile_model(head, cfg, lr, total_steps(cfg, data, epochs))
     history = fit(
-        head, cfg, (f_train, data.y_train), (f_val, data.y_val), callbacks, epochs, initial_epoch
+        head,
+        cfg,
+        (features.train, data.y_train),
+        (features.val, data.y_val),
+        callbacks,
+        epochs,
+        initial_epoch,
     )
     # The whole model evaluates and predicts from raw images. Its optimizer is built now,
     # over the same trainable weights as the head's, so the saved model's optimizer state

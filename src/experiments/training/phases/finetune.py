@@ -77,6 +77,7 @@ def train(model, cfg, data, callbacks: CallbackFactory, resumed=None) -> dict[st
             warmup_epochs,
             lr=cfg.phase.warmup_lr,
             initial_epoch=epochs_done(resumed, "warmup"),
+            tag=callbacks.tag,
         )
     if resuming_finetune and model.optimizer is not None:
         log.info("Fine-tuning resumes with the checkpoint's trainable layers and optimizer")

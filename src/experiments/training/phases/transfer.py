@@ -17,4 +17,5 @@ def train(model, cfg, data, callbacks: CallbackFactory, resumed=None) -> dict[st
         callbacks("transfer", 0),
         cfg.trainer.epochs,
         initial_epoch=epochs_done(resumed, "transfer"),
+        tag=callbacks.tag,
     )
