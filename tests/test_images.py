@@ -302,9 +302,8 @@ def test_corrupt_and_foreign_files(tmp_path, caplog):
 
 def folder_cfg(root, *overrides):
     """The real ``dataset=image_folder`` configuration, at 8 px, for the folder ``root``."""
-    return compose(
-        ["dataset=image_folder", f"dataset.root={root}", "dataset.image_size=8", *overrides]
-    ).dataset
+    settings = [f"dataset.root={root}", "dataset.image_size=8", f"dataset.cache_dir={root}.cache"]
+    return compose(["dataset=image_folder", *settings, *overrides]).dataset
 
 
 def test_limit_caps_training_and_validation_in_proportion(tmp_path):

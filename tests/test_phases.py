@@ -27,8 +27,22 @@ def load(cfg):
     return datasets.load(cfg.dataset, cfg.seed, channels=models.spec(cfg.backbone.name).channels)
 
 
-def no_callbacks(stage, first_step):
-    return []
+class Callbacks:
+    """A phase's callback factory without callbacks: the stages asked for and the tags set."""
+
+    def __init__(self):
+        self.stages, self.tags = [], {}
+
+    def __call__(self, stage, first_step):
+        self.stages.append((stage, first_step))
+        return []
+
+    def tag(self, tags):
+        self.tags.update(tags)
+
+
+def no_callbacks():
+    return Callbacks()
 
 
 def weights_of(layers):
@@ -45,7 +59,7 @@ def test_transfer_leaves_the_base_bit_identical(shapes_cfg):
     model = phases.module("transfer").build(cfg, data)
     base, head = model.get_layer("base"), model.get_layer("head")
     before, head_before = weights_of([base]), weights_of([head])
-    phases.module("transfer").train(model, cfg, data, no_callbacks)
+    phases.module("transfer").train(model, cfg, data, no_callbacks())
     assert same(before, weights_of([base]))  # includes BatchNorm moving statistics
     assert not same(head_before, weights_of([head]))
     assert not base.trainable
@@ -67,7 +81,7 @@ def test_finetune_unfreezes_exactly_the_top_layers_and_keeps_batchnorm(shapes_cf
         for layer in top
         if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
     }
-    phases.module("finetune").train(model, cfg, data, no_callbacks)
+    phases.module("finetune").train(model, cfg, data, no_callbacks())
 
     trainable = {layer.name for layer in base.layers if layer.trainable and layer.weights}
     assert trainable == set(tuned_before)  # the top 10 layers with weights, BatchNorm excepted
@@ -101,11 +115,9 @@ def test_finetune_is_recompiled_at_the_low_learning_rate(shapes_cfg):
     assert cfg.optimizer.lr == pytest.approx(1e-5)
     data = load(cfg)
     model = phases.module("finetune").build(cfg, data)
-    stages = []
-    history = phases.module("finetune").train(
-        model, cfg, data, lambda stage, first: stages.append((stage, first)) or []
-    )
-    assert stages == [("warmup", 0), ("finetune", 1)]
+    callbacks = Callbacks()
+    history = phases.module("finetune").train(model, cfg, data, callbacks)
+    assert callbacks.stages == [("warmup", 0), ("finetune", 1)]
     assert len(history["val_accuracy"]) == 2  # both stages on one axis
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-5)
 
@@ -123,8 +135,8 @@ def test_cached_features_and_live_base_train_the_same_head(shapes_cfg):
         data = load(cfg)
         keras.utils.set_random_seed(cfg.seed)
         model = phases.module("transfer").build(cfg, data)
-        history = phases.module("transfer").train(model, cfg, data, no_callbacks)
-        predictions[cache] = (model.predict(data.x_test, verbose=0), history)
+        history = phases.module("transfer").train(model, cfg, data, no_callbacks())
+        predictions[cache] = (model.predict(np.asarray(data.x_test), verbose=0), history)
     np.testing.assert_allclose(predictions[True][0], predictions[False][0], atol=1e-4)
     np.testing.assert_allclose(
         predictions[True][1]["val_loss"], predictions[False][1]["val_loss"], rtol=1e-4

@@ -6,8 +6,6 @@ command line answer at once.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import sys
@@ -47,10 +45,9 @@ keys (default):
 
 exit status: 0 every image predicted, 1 some image could not be decoded (the others are
 still predicted), 2 a bad argument, model or inputs path"""
-# Images are decoded as uint8 and converted to float32 this many at a time: one call per chunk
-# instead of one per image, with memory bounded however large the folder.
-CHUNK = 256
-BATCH = 128  # images per forward pass: larger batches amortise the per-call overhead
+# Images per forward pass: larger batches amortise the per-call overhead. Memory holds only
+# the few batches in flight, however large the folder.
+BATCH = 128
 
 
 @dataclass
@@ -96,8 +93,9 @@ class _SafeModel:
     def __init__(self, keras_model, description):
         self.keras_model, self.metadata = keras_model, description
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(stream.predict(self.keras_model, batch, BATCH))
+    def predict(self, batch) -> np.ndarray:
+        """The class probabilities of one batch of images."""
+        return np.asarray(self.keras_model.predict_on_batch(batch))
 
 
 def input_shape(model, uri: str = "model") -> tuple[int, int]:
@@ -153,32 +151,23 @@ def predict_files(model, paths: list[Path], top_k: int) -> list[dict]:
 def _probabilities(model, paths: list[Path], clock: dict | None = None) -> list[np.ndarray | str]:
     """Each path's class probabilities, or the reason it could not be decoded.
 
-    ``clock`` (when given) receives the seconds spent decoding and predicting.
+    The files stream through ``stream.decoded_files``: decoded on every core, in order,
+    while the model predicts the batch before. ``clock`` (when given) receives the
+    seconds spent predicting, and those spent waiting for decoded images.
     """
     clock = {} if clock is None else clock
-    started = time.perf_counter()
     size, channels = input_shape(model)
     outcomes: list[np.ndarray | str] = []
-    decoded: list[tuple[int, np.ndarray]] = []
-    for path in paths:
-        pixels, reason = images.decode_or_reason(path, size, channels)
-        if pixels is None:
-            outcomes.append(reason)
-        else:
-            decoded.append((len(outcomes), pixels))
-            outcomes.append("")  # replaced by the probabilities below
-    clock["decode_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    for start in range(0, len(decoded), CHUNK):
-        chunk = decoded[start : start + CHUNK]
-        batch = np.stack([pixels for _, pixels in chunk]).astype(np.float32)
-        # Keras' progress bar writes to stdout, which holds the results (and the JSON document).
-        with contextlib.redirect_stdout(io.StringIO()):
-            probs = np.asarray(model.predict(batch), dtype=np.float64)
-        for (index, _), row in zip(chunk, probs.reshape(len(chunk), -1), strict=True):
-            outcomes[index] = row
-    clock["predict_s"] = time.perf_counter() - started
-    clock["images"] = len(decoded)
+    started, predicting = time.perf_counter(), 0.0
+    for pixels, reasons in stream.decoded_files(paths, size, channels, BATCH):
+        begun = time.perf_counter()
+        probs = model.predict(pixels)
+        predicting += time.perf_counter() - begun
+        for row, reason in zip(probs, reasons, strict=True):
+            outcomes.append(reason.decode() if reason else row.astype(np.float64))
+    clock["predict_s"] = predicting
+    clock["decode_s"] = time.perf_counter() - started - predicting
+    clock["images"] = sum(isinstance(o, np.ndarray) for o in outcomes)
     return outcomes
 
 

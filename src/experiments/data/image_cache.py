@@ -26,6 +26,7 @@ import numpy as np
 from experiments import progress
 from experiments.data import disk_array
 from experiments.data.images import decode_or_reason
+from experiments.errors import DataError
 from experiments.folders import ensure_writable, locked
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,10 @@ def _open(folder: Path, key: str, count: int) -> Decoded:
     manifest = json.loads((folder / MANIFEST).read_text())
     images = disk_array.DiskArray(folder / IMAGES)
     if manifest.get("key") != key or len(images) != count:
-        raise OSError(f"the image cache {folder} does not match its folder: delete it")
+        raise DataError(
+            f"the image cache {folder} does not match its folder (a copy from elsewhere?): "
+            f"delete it (rm -rf {folder}) and the next run rebuilds it"
+        )
     log.info(
         "Image cache %s: %d images, opened (built in %.1f s)",
         folder,

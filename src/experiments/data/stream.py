@@ -21,9 +21,12 @@ Under a tf.distribute strategy the arrays go to Keras as before, which distribut
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from experiments.data.disk_array import DiskArray
+from experiments.data.images import decode_or_reason
 
 PARALLEL_GATHERS = 2
 PREFETCH = 4  # batches
@@ -127,3 +130,29 @@ def _reader(x: DiskArray):
         return batch
 
     return read
+
+
+def decoded_files(paths, size: int, channels: int, batch_size: int):
+    """Batches of ``(pixels, reasons)`` for the image files ``paths``, in order.
+
+    Files are decoded on every core while the previous batch is used; a file that cannot
+    be decoded gives zero pixels and the reason (bytes), every other one an empty reason.
+    """
+    import tensorflow as tf
+
+    def decode(path):
+        pixels, reason = decode_or_reason(path.decode(), size, channels)
+        if pixels is None:
+            pixels = np.zeros((size, size, channels), np.uint8)
+        return pixels, reason.encode()
+
+    def read(path):
+        pixels, reason = tf.numpy_function(decode, [path], (tf.uint8, tf.string), stateful=False)
+        pixels.set_shape((size, size, channels))
+        reason.set_shape(())
+        return pixels, reason
+
+    files = tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
+    cores = len(os.sched_getaffinity(0))
+    batches = files.map(read, num_parallel_calls=cores, deterministic=True)
+    yield from batches.batch(batch_size).prefetch(2).as_numpy_iterator()

@@ -47,8 +47,13 @@ def frozen_features(extractor, data, cfg) -> Features:
     """The extractor's outputs for the training and validation images."""
     batch = stream.inference_batch(cfg.trainer.batch_size)
     if data.cache_key is not None:
-        folder = Path(cfg.dataset.cache_dir).expanduser().absolute() / "features"
-        return _cached(extractor, data, folder, cfg.backbone.name, batch)
+        home = Path(cfg.dataset.cache_dir).expanduser().absolute() / "features"
+        try:
+            return _cached(extractor, data, home, cfg.backbone.name, batch)
+        except PermissionError as exc:  # a cache shared read-only: its images, not our features
+            log.warning(
+                "Cannot keep the features in %s (%s): computed for this run only", home, exc
+            )
     return Features(
         _computed(extractor, data.x_train, batch),
         _computed(extractor, data.x_val, batch),
