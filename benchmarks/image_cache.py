@@ -181,10 +181,11 @@ def sweep(root: Path, work: Path) -> dict:
     env = environment()
     command = [
         sys.executable,
-        *RUN,
+        *RUN[:2],
+        "-m",
+        *RUN[2:],
         f"mlflow.tracking_uri=sqlite:///{store}",
         *shared,
-        "-m",
         f"optimizer.lr={','.join(rates)}",
     ]
     subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=True)
@@ -300,15 +301,36 @@ def report(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def section(results: dict) -> str:
+    """The part of RESULTS.md: its heading and the report."""
+    return "## 6. Image folders larger than memory\n\n" + report(results)
+
+
+def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20_000)
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000])
     parser.add_argument("--subset", type=int, default=2_000)
     parser.add_argument("--before", type=Path, default=None, help="src/ of the code before")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "image-cache")
-    args = parser.parse_args()
-    print(report(measure(args)))
+    parser.add_argument("--write", action="store_true", help="into RESULTS.md, this CPU's section")
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = options()
+    text = section(measure(args))
+    print(text)
+    if args.write:
+        import run_all
+        from common import cpu_kind
+
+        stamp = f"*Measured {time.strftime('%Y-%m-%d')} by `python benchmarks/image_cache.py"
+        stamp += f"{' --before <src of aac6745>' if args.before else ''}`.*"
+        previous = run_all.RESULTS.read_text()
+        run_all.RESULTS.write_text(
+            run_all.merge(previous, cpu_kind(), {"cache": f"{stamp}\n\n{text}"})
+        )
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@
 
 Parts: network (1, the default network against the reference), overhead (2, the
 framework against bare Keras), transfer (3, feature caching and feature-pass speed),
-cli (4, command-line latency), predict (5, prediction speed). One run at a time: these
-are timings on a shared machine, so run nothing else meanwhile.
+cli (4, command-line latency), predict (5, prediction speed), cache (6, image folders
+larger than memory; ``benchmarks/image_cache.py --before`` adds the loader before it).
+One run at a time: these are timings on a shared machine, so run nothing else meanwhile.
 
 RESULTS.md holds one section per CPU kind (the model and its AMX-BF16, AVX512-BF16 and
 AVX512F features), since speed depends on them: a run replaces the parts it measured in
@@ -26,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cli_latency  # noqa: E402
+import image_cache  # noqa: E402
 import network  # noqa: E402
 import overhead  # noqa: E402
 import predict_speed  # noqa: E402
@@ -39,6 +41,13 @@ PARTS = {
     "cli": lambda quick: cli_latency.section(cli_latency.measure(2 if quick else 5)),
     "predict": lambda quick: predict_speed.section(
         predict_speed.measure(200 if quick else 1000, 1 if quick else 3)
+    ),
+    "cache": lambda quick: image_cache.section(
+        image_cache.measure(
+            image_cache.options(
+                ["--images", "1000", "--sizes", "500", "--subset", "200"] if quick else []
+            )
+        )
     ),
 }
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"

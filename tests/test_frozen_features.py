@@ -73,6 +73,9 @@ def test_a_second_run_reuses_the_features_and_other_weights_recompute_them(trans
     repeat, repeated = transfer("optimizer.lr=0.001")
     assert repeat == "reused"
     np.testing.assert_allclose(repeated, predicted, atol=1e-6)  # reused features, same head
+    # The folder changes: its image cache is replaced, and the features made from it go too.
+    assert transfer("dataset.per_class=11")[0] == "computed"
+    assert len(feature_folders(workdir)) == 1
 
 
 def test_another_split_computes_only_the_images_not_there_yet(transfer, workdir):

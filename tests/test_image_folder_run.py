@@ -48,6 +48,47 @@ def test_image_folder_run_skips_the_corrupt_file_and_says_so(workdir, store_uri)
     assert sum(sizes) == 22  # 20 JPEGs + the RGBA PNG + the CMYK JPEG
 
 
+@pytest.mark.slow
+def test_a_second_transfer_run_opens_the_cache_and_reuses_the_features(workdir, store_uri):
+    """Two runs of a learning-rate sweep, one after the other, through the real command line."""
+    write_folder(workdir / "fruit")
+    logs = []
+    for lr in ("0.001", "0.01"):
+        result = run_cli(
+            "dataset=image_folder",
+            "dataset.root=fruit",
+            "dataset.image_size=32",
+            "backbone=mobilenet",
+            "backbone.weights=null",
+            "phase=transfer",
+            f"optimizer.lr={lr}",
+            "trainer.epochs=1",
+            "trainer.verbose=0",
+            "mlflow.log_model=false",
+            f"mlflow.tracking_uri={store_uri}",
+            cwd=workdir,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        logs.append(result.stdout + result.stderr)
+    assert "Decoding 23 images into the cache" in logs[0] and "Decoding" not in logs[1]
+    assert "broken.jpg" in logs[1] and "skipped 1 files" in logs[1]  # still said from the cache
+    runs = mlflow.search_runs(
+        experiment_names=["experiments"], output_format="list", order_by=["start_time ASC"]
+    )
+    assert [r.data.tags["frozen_features"] for r in runs] == ["computed", "reused"]
+    assert [r.data.tags["data.skipped_files"] for r in runs] == ["1", "1"]
+    client = mlflow.MlflowClient(store_uri)
+    digests = [
+        {
+            i.dataset.name: i.dataset.digest
+            for i in client.get_run(r.info.run_id).inputs.dataset_inputs
+        }
+        for r in runs
+    ]
+    assert digests[0] == digests[1] and len(digests[0]) == 3  # the same data, split the same
+    assert (workdir / "data" / ".cache" / "images").is_dir()
+
+
 def test_missing_root_is_one_clear_line(workdir):
     result = run_cli("dataset=image_folder", "dataset.root=nowhere", cwd=workdir)
     assert result.returncode == 2

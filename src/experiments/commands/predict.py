@@ -161,7 +161,7 @@ def _probabilities(model, paths: list[Path], clock: dict | None = None) -> list[
     started, predicting = time.perf_counter(), 0.0
     for pixels, reasons in stream.decoded_files(paths, size, channels, BATCH):
         begun = time.perf_counter()
-        probs = model.predict(pixels)
+        probs = model.predict(pixels.astype(np.float32))  # the signature's type
         predicting += time.perf_counter() - begun
         for row, reason in zip(probs, reasons, strict=True):
             outcomes.append(reason.decode() if reason else row.astype(np.float64))

@@ -81,7 +81,7 @@ class _NpyFile:
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         out = np.empty((len(rows), *self.shape[1:]), self.dtype)
-        flat = out.reshape(len(rows), -1).view(np.uint8)
+        flat = out.reshape(len(rows), self.row_bytes // self.dtype.itemsize).view(np.uint8)
         for i, row in enumerate(rows):
             got = os.preadv(self.fd, [flat[i]], self.offset + int(row) * self.row_bytes)
             if got != self.row_bytes:

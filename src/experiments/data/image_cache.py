@@ -11,6 +11,7 @@ and the others wait for it, then read what it wrote.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -90,6 +91,15 @@ def cached(files: Files, cache_dir: Path) -> Decoded:
                 _build(files, folder, key)
                 _prune(home, folder, files)
     return _open(folder, key, len(files.paths))
+
+
+def keys(cache_dir: Path) -> set[str]:
+    """The keys of the image caches under ``cache_dir``."""
+    found = set()
+    for manifest in (cache_dir / "images").glob(f"*/{MANIFEST}"):
+        with contextlib.suppress(OSError, ValueError):
+            found.add(json.loads(manifest.read_text())["key"])
+    return found
 
 
 def _open(folder: Path, key: str, count: int) -> Decoded:

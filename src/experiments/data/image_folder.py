@@ -43,10 +43,14 @@ def load_folder(root: Path, cfg, seed: int, source: str) -> Splits:
         log.warning("Skipping %s: %s", listing.paths[row], reason)
     readable = np.ones(len(listing.paths), bool)
     readable[list(decoded.reasons)] = False
-    split = _split_pre_split if listing.parts and listing.parts[0] else _split_flat
+    split = _split_pre_split if listing.pre_split else _split_flat
     parts = split(listing, readable, cfg, seed)
+    arrays = []
+    for name in SPLIT_FOLDERS:
+        rows, labels = parts[name]
+        arrays += [decoded.images[rows], labels]  # a view of the cache, or a copy in memory
     splits = Splits(
-        *(array for name in SPLIT_FOLDERS for array in _select(decoded.images, *parts[name])),
+        *arrays,
         class_names=listing.class_names,
         source=source,
         skipped=len(decoded.reasons),
@@ -63,11 +67,6 @@ def load_folder(root: Path, cfg, seed: int, source: str) -> Splits:
     if splits.skipped:
         log.warning("%s: skipped %d files that could not be decoded", source, splits.skipped)
     return splits
-
-
-def _select(images, rows: np.ndarray, labels: np.ndarray):
-    """The images of ``rows`` (a lazy view of a cache, or a copy in memory) and their labels."""
-    return images[rows], labels
 
 
 def _check_root(root: Path) -> None:
@@ -120,29 +119,28 @@ def _image_files(folder: Path) -> list[Path]:
 
 @dataclass
 class Listing:
-    """A folder's image files in order (split folder, class, name) and what each one is."""
+    """A folder's image files in order (split folder, class, name) and the class of each."""
 
     root: Path
     class_names: list[str]
+    pre_split: bool  # root/{train,val,test}/<class>/*, else root/<class>/*
     paths: list[Path] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)  # the class of each file
-    parts: list[str] = field(default_factory=list)  # its split folder, or "" in a flat folder
-    folders: dict[tuple[str, int], Path] = field(default_factory=dict)  # (part, class) -> folder
+    labels: list[int] = field(default_factory=list)
+    # (split folder or "", class) -> the class folder and the span of its files in ``paths``
+    folders: dict[tuple[str, int], tuple[Path, int, int]] = field(default_factory=dict)
 
     def add(self, part: str, label: int, folder: Path) -> None:
         files = _image_files(folder)
-        self.folders[part, label] = folder
+        self.folders[part, label] = (folder, len(self.paths), len(self.paths) + len(files))
         self.paths += files
         self.labels += [label] * len(files)
-        self.parts += [part] * len(files)
 
     def rows(self, part: str, label: int, readable: np.ndarray) -> np.ndarray:
         """The readable rows of one class folder, in file order; DataError if there are none."""
-        rows = np.flatnonzero(
-            (np.asarray(self.parts) == part) & (np.asarray(self.labels) == label) & readable
-        )
+        folder, start, end = self.folders[part, label]
+        rows = start + np.flatnonzero(readable[start:end])
         if len(rows) == 0:
-            raise _unreadable(self.folders[part, label])
+            raise _unreadable(folder)
         return rows
 
 
@@ -159,7 +157,7 @@ def _unreadable(folder: Path) -> DataError:
 def _list_pre_split(root: Path) -> Listing:
     train = _class_folders(root / "train")
     names = list(train)
-    listing = Listing(root, names)
+    listing = Listing(root, names, pre_split=True)
     for split in SPLIT_FOLDERS:
         folder = root / split
         if not folder.is_dir():
@@ -184,7 +182,7 @@ def _list_flat(root: Path) -> Listing:
                 f"{root} has a {name}/ folder but no train/ folder: a pre-split dataset needs "
                 f"{root / 'train'}, and a flat one cannot have a class called {name!r}"
             )
-    listing = Listing(root, list(folders))
+    listing = Listing(root, list(folders), pre_split=False)
     for label, folder in enumerate(folders.values()):
         listing.add("", label, folder)
     return listing
@@ -209,7 +207,7 @@ def _shuffled(rows: np.ndarray, labels: np.ndarray, seed: int):
 def _split_pre_split(listing: Listing, readable: np.ndarray, cfg, seed: int) -> dict:
     """The rows and labels of each split: its folder's, or held out of train/ with ``seed``."""
     parts = {}
-    for split in dict.fromkeys(listing.parts):
+    for split in dict.fromkeys(part for part, _ in listing.folders):
         rows = np.concatenate(
             [listing.rows(split, k, readable) for k in range(len(listing.class_names))]
         )

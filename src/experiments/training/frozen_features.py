@@ -17,14 +17,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from experiments import progress
-from experiments.data import disk_array, stream
+from experiments.data import disk_array, image_cache, stream
 from experiments.data.disk_array import DiskArray
 from experiments.folders import locked
 
@@ -34,6 +36,7 @@ IN_MEMORY = 512 * 2**20  # bytes of features held in memory; beyond, they stay o
 CHUNK = 512  # images per feature pass between two writes to disk
 VERSION = 1  # bump when what a features file holds changes
 FEATURES, DONE = "features.npy", "done.npy"
+IMAGES_KEY = "image_cache.key"  # the key of the image cache the features were computed from
 
 
 @dataclass
@@ -83,7 +86,7 @@ def _cached(extractor, data, home: Path, backbone: str, batch: int) -> Features:
     home.mkdir(parents=True, exist_ok=True)
     waiting = f"Waiting for another run computing the features in {folder}"
     with locked(home / f"{folder.name}.lock", waiting):
-        done = _done(folder, extractor, images.file_length)
+        done = _done(folder, extractor, images.file_length, data.cache_key)
         missing = needed[~done[needed]]
         if len(missing):
             log.info(
@@ -92,7 +95,16 @@ def _cached(extractor, data, home: Path, backbone: str, batch: int) -> Features:
                 len(needed) - len(missing),
                 folder,
             )
+            started = time.perf_counter()
             _compute_into(folder, extractor, images.at_rows(missing), done, batch)
+            seconds = time.perf_counter() - started
+            log.info(
+                "Computed the features of %d images in %.1f s (%.1f images/s)",
+                len(missing),
+                seconds,
+                len(missing) / max(seconds, 1e-9),
+            )
+            _prune(home)
         else:
             log.info("Reusing the frozen base's features of %d images from %s", len(needed), folder)
     how = _how(len(missing), len(needed))
@@ -115,11 +127,12 @@ def _how(computed: int, needed: int) -> str:
     return f"computed for {computed} images, reused for {needed - computed}"
 
 
-def _done(folder: Path, extractor, rows: int) -> np.ndarray:
+def _done(folder: Path, extractor, rows: int, cache_key: str) -> np.ndarray:
     """Which rows of ``folder``'s features are computed; an empty features file made if new."""
     if (folder / DONE).is_file():
         return np.load(folder / DONE)
     folder.mkdir(exist_ok=True)  # without its mask: a first pass that died, to start again
+    (folder / IMAGES_KEY).write_text(cache_key)
     shape = (rows, *extractor.output_shape[1:])
     disk_array.create(folder / FEATURES, np.float32, shape)
     return np.zeros(rows, bool)
@@ -137,6 +150,15 @@ def _compute_into(folder: Path, extractor, images: DiskArray, done: np.ndarray, 
             done[chunk.rows] = True
             _save_done(folder, done)
             bar.update(len(chunk))
+
+
+def _prune(home: Path) -> None:
+    """Remove the features of image caches that are gone (their folder changed since)."""
+    live = image_cache.keys(home.parent)
+    for marker in home.glob(f"*/{IMAGES_KEY}"):
+        if marker.read_text().strip() not in live:
+            log.info("Removed the features %s: their image cache was replaced", marker.parent)
+            shutil.rmtree(marker.parent, ignore_errors=True)
 
 
 def _save_done(folder: Path, done: np.ndarray) -> None:
