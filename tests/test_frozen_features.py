@@ -61,6 +61,7 @@ def feature_folders(workdir):
     return sorted(p.parent for p in (workdir / "data" / ".cache" / "features").glob("*/done.npy"))
 
 
+@pytest.mark.slow
 def test_a_second_run_reuses_the_features_and_other_weights_recompute_them(transfer, workdir):
     first, predicted = transfer("optimizer.lr=0.001")
     assert first == "computed"
