@@ -83,7 +83,8 @@ def test_finetune_on_the_command_line_logs_both_stages_on_one_axis(workdir, stor
     assert [m.step for m in history] == [0, 1, 2]
     stage = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "stage")}
     assert stage == {0: 0.0, 1: 1.0, 2: 1.0}
-    assert "Computing the frozen base's features once" in result.stdout + result.stderr
+    assert "Computing the frozen base's features of" in result.stdout + result.stderr
+    assert run.data.tags["frozen_features"] == "computed"  # by the warm-up, in the image cache
 
 
 @pytest.mark.slow
