@@ -105,17 +105,18 @@ def test_sweep_jobs_logging_the_same_data_at_once_all_record_it(server, attempts
     """Jobs of a sweep log the same dataset at the same moment: the store's check-then-insert
     races, and a job that loses must link the dataset the winner inserted, not fail."""
     import threading
-    from types import SimpleNamespace
-
+    from experiments.data.splits import Splits
     from experiments.tracking import store
 
     rng = np.random.default_rng(0)
-    data = SimpleNamespace(
+    data = Splits(
         **{
             f"{axis}_{part}": rng.integers(0, 255, (20, 4, 4, 1) if axis == "x" else 20, np.uint8)
             for axis in ("x", "y")
             for part in ("train", "val", "test")
-        }
+        },
+        class_names=[str(n) for n in range(255)],
+        source="random pixels",
     )
     client = mlflow.MlflowClient(server)
     experiment = client.create_experiment(f"race-{attempts}")
