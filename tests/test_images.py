@@ -176,6 +176,21 @@ def test_image_suffixes(tmp_path):
     assert not images.is_image_file(tmp_path / "notes.txt")
     assert not images.is_image_file(tmp_path / ".DS_Store")
     assert not images.is_image_file(tmp_path / "._hidden.jpg")
+    assert images.is_image_file("c.Png") and not images.is_image_file(".jpg")  # bare names
+
+
+def test_a_class_folder_lists_its_image_files_by_name(tmp_path):
+    """Files (and links to files) with an image suffix, sorted; no folder, whatever its name."""
+    from experiments.data import image_folder
+
+    for name in ("b.png", "a.JPG", "c.jpeg"):
+        Image.new("RGB", (4, 4)).save(tmp_path / name)
+    (tmp_path / "folder.jpg").mkdir()
+    (tmp_path / "link.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "broken.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / ".hidden.png").write_bytes(b"")
+    names = [path.name for path in image_folder._image_files(tmp_path)]
+    assert names == ["a.JPG", "b.png", "c.jpeg", "link.png"]
 
 
 # ------------------------------------------------------------------------------- image folders

@@ -38,3 +38,30 @@ def test_importing_tensorflow_prints_none_of_them_and_stderr_works_after():
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == ["after"], result.stderr
+
+
+def test_tensorflow_comes_without_scikit_learn_which_stays_importable():
+    """Keras would import scikit-learn (0.7 s with what it pulls) for wrappers the commands
+    never use: left out while TensorFlow is imported, importable afterwards."""
+    code = (
+        "import sys; from experiments.commands import quiet; quiet.import_tensorflow(); "
+        "print('sklearn' in sys.modules); "
+        "import keras; keras.layers.Dense(2); import sklearn; print(sklearn.__name__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=user_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "sklearn"], result.stdout
+
+
+def test_a_package_already_imported_is_left_alone():
+    import json
+
+    with quiet._without("json"):
+        import json as again
+    assert again is json and sys.modules["json"] is json

@@ -105,6 +105,7 @@ def test_sweep_jobs_logging_the_same_data_at_once_all_record_it(server, attempts
     """Jobs of a sweep log the same dataset at the same moment: the store's check-then-insert
     races, and a job that loses must link the dataset the winner inserted, not fail."""
     import threading
+
     from experiments.data.splits import Splits
     from experiments.tracking import store
 

@@ -61,8 +61,9 @@ class Files:
         digest = hashlib.blake2b(digest_size=16)
         head = [DECODER_VERSION, str(self.root), self.size, self.channels]
         digest.update(json.dumps(head).encode())
+        skip = len(os.path.join(self.root, ""))  # every path is under root: its name from there
         for path, (size, mtime) in zip(self.paths, self.stats, strict=True):
-            digest.update(f"\0{path.relative_to(self.root)}\0{size}\0{mtime}".encode())
+            digest.update(f"\0{str(path)[skip:]}\0{size}\0{mtime}".encode())
         return digest.hexdigest()
 
 

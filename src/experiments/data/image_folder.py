@@ -114,7 +114,10 @@ def _class_folders(folder: Path) -> dict[str, Path]:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return [path for path in sorted(folder.iterdir()) if path.is_file() and is_image_file(path)]
+    """The image files of ``folder`` by name (a directory scan: no stat per file, mostly)."""
+    with os.scandir(folder) as entries:
+        names = sorted(e.name for e in entries if is_image_file(e.name) and e.is_file())
+    return [folder / name for name in names]
 
 
 @dataclass

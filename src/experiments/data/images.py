@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -22,9 +23,10 @@ MODES = {1: "L", 3: "RGB"}
 HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
-def is_image_file(path: Path) -> bool:
-    """Whether ``path`` has an image suffix (any case) and is not a hidden file."""
-    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+def is_image_file(path: str | Path) -> bool:
+    """Whether ``path`` (or a bare file name) has an image suffix (any case) and is not hidden."""
+    name = os.path.basename(path)
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
 def decode(path: str | Path, size: int, channels: int) -> np.ndarray | None:
