@@ -52,6 +52,30 @@ def first_epoch_run_id(client, process, timeout: float = 120) -> str | None:
     return None
 
 
+def killed_after_first_epoch(client, *overrides: str, cwd: Path):
+    """Start ``python -m experiments overrides...``, send SIGTERM once its run has logged an
+    epoch; return the run's id (None if it never logged one) and what the process printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "experiments", *overrides],
+        cwd=cwd,
+        env=user_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run_id = first_epoch_run_id(client, process)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    return run_id, subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def resume_cli(run_id: str, store_uri: str, cwd: Path):
+    """``trainer.resume=<run_id>`` on the command line, quietly, against ``store_uri``."""
+    return run_cli(
+        f"trainer.resume={run_id}", "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}", cwd=cwd
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import mlflow
 import numpy as np
 import pytest
-from helpers import run_cli, user_environment
+from helpers import resume_cli, run_cli, user_environment
 
 from experiments.reporting import reports
 from experiments.tracking import store
@@ -273,12 +273,7 @@ def test_a_run_killed_with_sigkill_resumes_with_one_value_per_step(workdir, stor
     state = json.loads((workdir / "checkpoints" / run_id / "last.json").read_text())
     kept = state["epochs"]
 
-    resumed = run_cli(
-        f"trainer.resume={run_id}",
-        "trainer.verbose=0",
-        f"mlflow.tracking_uri={store_uri}",
-        cwd=workdir,
-    )
+    resumed = resume_cli(run_id, store_uri, workdir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert client.get_run(run_id).info.status == "FINISHED"
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s", "stage"):

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-
 import mlflow
 import numpy as np
 import pytest
-from helpers import first_epoch_run_id, run_cli, user_environment
+from helpers import killed_after_first_epoch, resume_cli, run_cli
 from PIL import Image
 
 
@@ -146,26 +142,21 @@ def test_a_class_named_twice_is_refused(workdir):
 def test_a_run_on_cached_images_killed_then_resumed_reads_the_same_cache(workdir, store_uri):
     """Resume works on streamed data: the same split from the cache, no second decode."""
     settings = ["dataset=shapes", "dataset.per_class=150", "dataset.image_size=64"]
-    command = [sys.executable, "-m", "experiments", *settings, "trainer.epochs=30"]
-    command += ["trainer.verbose=0", f"mlflow.tracking_uri={store_uri}"]
-    process = subprocess.Popen(
-        command, cwd=workdir, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
     client = mlflow.MlflowClient(store_uri)
-    run_id = first_epoch_run_id(client, process)
-    assert run_id, "the run never logged its first epoch"
-    process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=60)
-    assert "Decoding 600 images into the cache" in (stdout + stderr).decode()
-    assert client.get_run(run_id).info.status == "KILLED", "it ended before it was killed"
-    sizes = {k: v for k, v in client.get_run(run_id).data.params.items() if k.endswith("_size")}
-
-    resumed = run_cli(
-        f"trainer.resume={run_id}",
+    run_id, killed = killed_after_first_epoch(
+        client,
+        *settings,
+        "trainer.epochs=30",
         "trainer.verbose=0",
         f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
     )
+    assert run_id, "the run never logged its first epoch"
+    assert "Decoding 600 images into the cache" in killed.stdout + killed.stderr
+    assert client.get_run(run_id).info.status == "KILLED", "it ended before it was killed"
+    sizes = {k: v for k, v in client.get_run(run_id).data.params.items() if k.endswith("_size")}
+
+    resumed = resume_cli(run_id, store_uri, workdir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     log = resumed.stdout + resumed.stderr
     assert "600 images, opened" in log and "Decoding" not in log

@@ -11,7 +11,13 @@ import time
 
 import mlflow
 import pytest
-from helpers import first_epoch_run_id, run_cli, user_environment
+from helpers import (
+    first_epoch_run_id,
+    killed_after_first_epoch,
+    resume_cli,
+    run_cli,
+    user_environment,
+)
 from omegaconf import OmegaConf
 
 from experiments import uris
@@ -54,24 +60,17 @@ def test_nan_loss_stops_training_and_fails_the_run_with_the_reason(workdir, stor
 
 @pytest.mark.slow
 def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri, fashion_dir):
-    command = [
-        sys.executable,
-        "-m",
-        "experiments",
+    client = mlflow.MlflowClient(store_uri)
+    run_id, killed = killed_after_first_epoch(
+        client,
         "dataset.limit=12000",
         "trainer.epochs=6",
         "trainer.verbose=0",
         f"mlflow.tracking_uri={store_uri}",
-    ]
-    process = subprocess.Popen(
-        command, cwd=workdir, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        cwd=workdir,
     )
-    client = mlflow.MlflowClient(store_uri)
-    run_id = first_epoch_run_id(client, process)
     assert run_id, "the run never logged its first epoch"
-    process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode != 0
+    assert killed.returncode != 0
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"
     assert "KeyboardInterrupt" in run.data.tags["failure_reason"]
@@ -80,18 +79,13 @@ def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri,
     # The latest checkpoint stays on disk, its folder is in the log, and it was logged.
     folder = workdir / "checkpoints" / run_id
     assert (folder / "last.keras").is_file() and (folder / "last.json").is_file()
-    assert str(folder) in (stdout + stderr).decode()
+    assert str(folder) in killed.stdout + killed.stderr
     logged = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
     assert {"checkpoints/last.keras", "checkpoints/last.json"} <= logged
     done = json.loads((folder / "last.json").read_text())["epochs_done"]
 
     # Resume: the same run goes on from the checkpoint and finishes; the step axis continues.
-    resumed = run_cli(
-        f"trainer.resume={run_id}",
-        "trainer.verbose=0",
-        f"mlflow.tracking_uri={store_uri}",
-        cwd=workdir,
-    )
+    resumed = resume_cli(run_id, store_uri, workdir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Resuming run {run_id}: stage scratch after {done} epoch(s)" in (
         resumed.stdout + resumed.stderr
