@@ -1,4 +1,12 @@
-"""Shared fixtures: a temporary MLflow store, the real Fashion-MNIST files, a clean cwd."""
+"""Shared fixtures: a temporary MLflow store, the real Fashion-MNIST files, a clean cwd.
+
+Isolation: before anything imports Keras, MLflow or matplotlib, the session points HOME,
+the XDG folders, KERAS_HOME, MPLCONFIGDIR and MLFLOW_TRACKING_URI into a temporary folder
+of its own (``isolation``), and each test gets its own HOME and tracking store on top. The
+caches that are costly to fill (the precision choice, matplotlib's font list) are shared by
+the tests of one session, never with the user nor with another session. A guard in the
+launching process fails the session if anything under the real home directory changed.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,42 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import isolation  # noqa: E402  (sets the environment before the project imports anything)
+
 from experiments.data import fashion_mnist  # noqa: E402
+
+
+def pytest_configure(config):
+    isolation.start(config)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    changed = isolation.home_changes(session.config)
+    if changed:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        lines = "\n".join(f"  {path}" for path in changed[:20])
+        more = f"\n  ... and {len(changed) - 20} more" if len(changed) > 20 else ""
+        print(
+            f"\nThe tests changed {len(changed)} path(s) under the real home directory "
+            f"{isolation.REAL_HOME}:\n{lines}{more}\n"
+            "A test must keep its files under its tmp_path (see tests/isolation.py).",
+        )
+
+
+def pytest_unconfigure(config):
+    isolation.finish(config)
+
+
+@pytest.fixture(autouse=True)
+def _own_home_and_store(tmp_path, monkeypatch):
+    """HOME and the default tracking store of this test alone, under its tmp_path."""
+    (tmp_path / "store").mkdir(exist_ok=True)
+    (tmp_path / "home").mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    isolation.reset_mlflow_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'store' / 'default.db'}")
+    yield
+    isolation.reset_mlflow_uri()
 
 
 @pytest.fixture
@@ -26,15 +69,9 @@ def store_uri(workdir):
     import mlflow
 
     uri = f"sqlite:///{workdir / 'store' / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     yield uri
-    mlflow.set_tracking_uri(previous)
-
-
-@pytest.fixture(autouse=True)
-def _store_folder(tmp_path):
-    (tmp_path / "store").mkdir(exist_ok=True)
+    isolation.reset_mlflow_uri()
 
 
 @pytest.fixture(scope="session")
