@@ -10,7 +10,9 @@ launching process fails the session if anything under the real home directory ch
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -63,12 +65,49 @@ def workdir(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def _migrated_store() -> Path:
+    """An empty store whose schema MLflow has created and migrated (about a second), once."""
+    import mlflow
+
+    db = isolation.SESSION / "migrated" / "mlflow.db"
+    db.parent.mkdir()
+    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()  # creates the schema
+    isolation.reset_mlflow_uri()
+    return db
+
+
 @pytest.fixture
-def store_uri(workdir):
-    """A fresh embedded store; the test process's MLflow client reads it too."""
+def fresh_store_uri(workdir):
+    """A store that does not exist yet: the command under test creates it."""
     import mlflow
 
     uri = f"sqlite:///{workdir / 'store' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    isolation.reset_mlflow_uri()
+
+
+@pytest.fixture
+def store_uri(workdir, _migrated_store):
+    """An empty embedded store, as a fresh one is once created; the test's client reads it too.
+
+    A copy of the session's migrated store: creating the schema anew costs every test a
+    second. Its Default experiment keeps its artifacts in this test's folder, as a store
+    created here would.
+    """
+    import sqlite3
+
+    import mlflow
+
+    db = workdir / "store" / "mlflow.db"
+    shutil.copyfile(_migrated_store, db)
+    with contextlib.closing(sqlite3.connect(db)) as connection, connection:
+        connection.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+            (str(workdir / "mlruns" / "0"),),
+        )
+    uri = f"sqlite:///{db}"
     mlflow.set_tracking_uri(uri)
     yield uri
     isolation.reset_mlflow_uri()

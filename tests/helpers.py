@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import socket
@@ -35,6 +36,55 @@ def run_cli(*overrides: str, cwd: Path, env: dict | None = None, module: str = "
         text=True,
         timeout=600,
     )
+
+
+def in_process(main, *args: str, cwd: Path, env: dict | None = None):
+    """Call a command's ``main(argv)`` here, as ``run_cli`` would run it; the CompletedProcess.
+
+    For tests of what a command prints and returns, where starting Python and TensorFlow
+    anew (5 s) is not what is tested. The working folder and ``env`` are set for the call.
+    """
+    import isolation
+
+    from experiments.commands import quiet
+
+    # Here, not inside the call: the quiet import redirects file descriptor 2 while it runs.
+    quiet.import_tensorflow()
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), Path.cwd()
+    os.environ.update(env or {})
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+                code = 0
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        os.chdir(saved_cwd)
+        isolation.reset_mlflow_uri()  # a command may pin MLflow's URI, which also exports it
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(
+        [main.__module__, *args], code, out.getvalue(), err.getvalue()
+    )
+
+
+def app_main(argv: list[str]) -> None:
+    """``python -m experiments`` with ``argv``, in this process (for ``in_process``).
+
+    Hydra's logging set-up is left out: ``logging.config.dictConfig`` closes every handler
+    in the process, pytest's capture among them.
+    """
+    from experiments.commands import app
+
+    saved = sys.argv
+    sys.argv = ["experiments", *argv, "hydra/job_logging=none", "hydra/hydra_logging=none"]
+    try:
+        app.main()
+    finally:
+        sys.argv = saved
 
 
 def first_epoch_run_id(client, process, timeout: float = 120) -> str | None:

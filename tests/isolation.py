@@ -44,7 +44,8 @@ for _name, _folder in ENVIRONMENT.items():
     os.environ[_name] = str(_folder)
 (SESSION / "store").mkdir()
 os.environ["MLFLOW_TRACKING_URI"] = DEFAULT_STORE
-if "FASHION_MNIST_DIR" not in os.environ and (_USER_FASHION / "train-images-idx3-ubyte.gz").is_file():
+_USER_FILE = _USER_FASHION / "train-images-idx3-ubyte.gz"
+if "FASHION_MNIST_DIR" not in os.environ and _USER_FILE.is_file():
     os.environ["FASHION_MNIST_DIR"] = str(_USER_FASHION)
 
 

@@ -1,4 +1,4 @@
-"""Every backbone x phase completes a one-epoch run on shapes and logs a usable model."""
+"""Every backbone and every phase complete a one-epoch run on shapes and log a usable model."""
 
 from __future__ import annotations
 
@@ -13,8 +13,22 @@ from experiments.data import shapes
 from experiments.training import train
 from experiments.training.settings import compose
 
-BACKBONES = ["compact_cnn", "custom_cnn", "vgg16", "xception", "mobilenet"]
-PHASES = ["scratch", "transfer", "finetune"]
+# Each backbone and each phase, and every phase with a small CNN and with a keras.applications
+# base: the phases' code does not depend on the backbone, nor the backbones' on the phase.
+# Xception's fine-tuning runs on the command line below; its scratch run and MobileNet's,
+# the costliest (30 and 17 s), would add nothing the others do not check.
+PAIRS = [
+    ("compact_cnn", "scratch"),
+    ("compact_cnn", "transfer"),
+    ("custom_cnn", "scratch"),
+    ("custom_cnn", "finetune"),
+    ("vgg16", "scratch"),
+    ("vgg16", "transfer"),
+    ("vgg16", "finetune"),
+    ("xception", "transfer"),
+    ("mobilenet", "transfer"),
+    ("mobilenet", "finetune"),
+]
 QUICK = [
     "dataset=shapes",
     "dataset.image_size=72",
@@ -28,8 +42,7 @@ QUICK = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("phase", PHASES)
-@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize(("backbone", "phase"), PAIRS, ids=[f"{b}-{p}" for b, p in PAIRS])
 def test_backbone_and_phase_land_a_model_that_predicts_raw_images(
     workdir, store_uri, backbone, phase
 ):

@@ -118,8 +118,18 @@ def test_finetuning_step_keeps_the_rows_normalization_frozen(built):
     frozen_kinds = tuple(getattr(keras.layers, name) for name in row.frozen)
     frozen = [layer for layer in _all_layers(base) if isinstance(layer, frozen_kinds)]
     assert all(not layer.trainable for layer in frozen)
-    before = [w.numpy().copy() for layer in frozen for w in layer.weights]
     assert base.trainable_variables  # the rest of the base trains
+    layer_norms = keras.layers.LayerNormalization
+    norms = [layer for layer in _all_layers(base) if isinstance(layer, layer_norms)]
+    assert all(layer.trainable for layer in norms)  # ConvNeXt's: trained, see phases/finetune.py
+    if row.name not in FIRSTS:
+        # The step below shows Keras keeps these layer classes still. The family's first row
+        # freezes the same classes and takes the step; a big sibling's eager step costs
+        # seconds (ConvNeXt XLarge: 15).
+        first = next(models.spec(name) for name in FIRSTS if models.spec(name).family == row.family)
+        assert row.frozen == first.frozen
+        return
+    before = [w.numpy().copy() for layer in frozen for w in layer.weights]
     head = model.get_layer("head").trainable_variables
     head_before = [v.numpy().copy() for v in head]
     # Eagerly: one step of a deep model runs faster than tracing its training graph.
@@ -132,6 +142,3 @@ def test_finetuning_step_keeps_the_rows_normalization_frozen(built):
     assert any(not np.array_equal(a, v.numpy()) for a, v in zip(head_before, head, strict=True))
     after = [w.numpy() for layer in frozen for w in layer.weights]
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
-    layer_norms = keras.layers.LayerNormalization
-    norms = [layer for layer in _all_layers(base) if isinstance(layer, layer_norms)]
-    assert all(layer.trainable for layer in norms)  # ConvNeXt's: trained, see phases/finetune.py

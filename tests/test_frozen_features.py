@@ -39,7 +39,7 @@ def transfer(workdir):
                 "dataset=shapes",
                 "dataset.image_size=32",
                 "dataset.per_class=10",
-                "trainer.epochs=2",
+                "trainer.epochs=1",
                 "trainer.verbose=0",
                 *overrides,
             ]

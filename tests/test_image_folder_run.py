@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import pytest
-from helpers import killed_after_first_epoch, resume_cli, run_cli
+from helpers import app_main, in_process, killed_after_first_epoch, resume_cli, run_cli
 from PIL import Image
 
 
@@ -90,14 +90,14 @@ def test_a_second_transfer_run_opens_the_cache_and_reuses_the_features(workdir, 
 
 
 def test_missing_root_is_one_clear_line(workdir):
-    result = run_cli("dataset=image_folder", "dataset.root=nowhere", cwd=workdir)
+    result = in_process(app_main, "dataset=image_folder", "dataset.root=nowhere", cwd=workdir)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert str(workdir / "nowhere") in result.stderr
 
 
 def test_image_folder_needs_a_root(workdir):
-    result = run_cli("dataset=image_folder", cwd=workdir)
+    result = in_process(app_main, "dataset=image_folder", cwd=workdir)
     assert result.returncode != 0
     assert "dataset.root" in result.stderr
 

@@ -9,9 +9,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import in_process, run_cli
 from PIL import Image
 
+from experiments.commands import predict
 from experiments.commands.predict import predict_files
 from experiments.data.images import decode
 from experiments.reporting.ranking import format_top_k
@@ -75,7 +76,13 @@ def logged(tmp_path_factory):
 
 
 def _predict(logged, *args, env=None):
+    """The command as a user runs it: a process of its own."""
     return run_cli(*args, cwd=logged.root, env=env, module=MODULE)
+
+
+def _predict_here(logged, *args, env=None):
+    """The command's main in this process: the same output and status, without a start-up."""
+    return in_process(predict.main, *args, cwd=logged.root, env=env)
 
 
 def test_folder_text_output_matches_the_models_predictions(logged):
@@ -105,7 +112,7 @@ def test_folder_text_output_matches_the_models_predictions(logged):
 
 
 def test_json_output_with_the_store_from_the_environment(logged):
-    result = _predict(
+    result = _predict_here(
         logged,
         f"model=runs:/{logged.run_id}/model",
         "inputs=images",
@@ -132,7 +139,7 @@ def test_json_output_with_the_store_from_the_environment(logged):
 
 
 def test_single_file_with_a_local_model_folder(logged):
-    result = _predict(logged, f"model={logged.local}", "inputs=images/sub/b.png")
+    result = _predict_here(logged, f"model={logged.local}", "inputs=images/sub/b.png")
 
     assert result.returncode == 0, result.stderr
     block = format_top_k(logged.probs["images/sub/b.png"], CLASSES, 4)
@@ -153,7 +160,7 @@ def test_predict_files_in_process(logged):
 
 
 def test_a_model_that_does_not_exist_is_one_line_and_status_2(logged):
-    result = _predict(
+    result = _predict_here(
         logged,
         "model=runs:/0123456789abcdef0123456789abcdef/model",
         "inputs=images",
@@ -176,7 +183,7 @@ def test_a_model_that_does_not_exist_is_one_line_and_status_2(logged):
     ids=["missing-inputs", "unknown-key"],
 )
 def test_bad_arguments_are_rejected_before_loading_anything(logged, args, named):
-    result = _predict(logged, *args)
+    result = _predict_here(logged, *args)
 
     assert result.returncode == 2
     assert result.stderr.startswith(named), result.stderr

@@ -47,8 +47,9 @@ def tree(uri: str):
 
 @pytest.mark.slow
 def test_four_parallel_jobs_on_a_fresh_store_lose_no_run_and_no_metric(
-    workdir, store_uri, fashion_dir
+    workdir, fresh_store_uri, fashion_dir
 ):
+    store_uri = fresh_store_uri
     result = run_cli(
         "-m",
         "hydra/launcher=joblib",
@@ -84,8 +85,9 @@ def test_four_parallel_jobs_on_a_fresh_store_lose_no_run_and_no_metric(
 )
 @pytest.mark.slow
 def test_two_job_sweep_is_one_parent_with_two_finished_children(
-    workdir, store_uri, fashion_dir, launcher
+    workdir, fresh_store_uri, fashion_dir, launcher
 ):
+    store_uri = fresh_store_uri
     # A fresh store: the callback creates it once, before the (parallel) jobs open it.
     result = run_cli(
         "-m",
