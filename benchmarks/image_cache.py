@@ -332,14 +332,14 @@ def main() -> None:
     text = section(measure(args))
     print(text)
     if args.write:
-        import run_all
+        import results
         from common import cpu_kind
 
         stamp = f"*Measured {time.strftime('%Y-%m-%d')} by `python benchmarks/image_cache.py"
         stamp += f"{' --before <src of aac6745>' if args.before else ''}`.*"
-        previous = run_all.RESULTS.read_text()
-        run_all.RESULTS.write_text(
-            run_all.merge(previous, cpu_kind(), {"cache": f"{stamp}\n\n{text}"})
+        previous = results.RESULTS.read_text()
+        results.RESULTS.write_text(
+            results.merge(previous, cpu_kind(), {"cache": f"{stamp}\n\n{text}"})
         )
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import image_cache  # noqa: E402
 import network  # noqa: E402
 import overhead  # noqa: E402
 import predict_speed  # noqa: E402
+import results  # noqa: E402
 import transfer_cache  # noqa: E402
 from common import cpu_kind, machine  # noqa: E402
 
@@ -50,7 +50,6 @@ PARTS = {
         )
     ),
 }
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def main() -> None:
@@ -80,43 +79,10 @@ def main() -> None:
     parts = {name: f"{stamp}\n\n{text}" for name, text in zip(chosen, sections, strict=True)}
     if args.quick and args.output is None:
         return
-    output = args.output or RESULTS
+    output = args.output or results.RESULTS
     previous = output.read_text() if output.is_file() else ""
-    output.write_text(merge(previous, cpu_kind(), parts))
+    output.write_text(results.merge(previous, cpu_kind(), parts))
     print(f"written to {output}, section {cpu_kind()}", file=sys.stderr)
-
-
-INTRO = """# Benchmarks
-
-One section per CPU kind: the speed of training depends on the CPU's bfloat16 features
-(AMX-BF16 on recent Intel Xeons, AVX512-BF16 alone on AMD EPYC Zen 4), so figures compare
-only within one section, and within one part, which says when it was measured and how.
-`python benchmarks/run_all.py [--only PARTS]` rewrites the parts it runs in its own CPU's
-section. Timings are wall-clock on a 2-core machine with nothing else running.
-"""
-_SECTION = re.compile(r"<!-- cpu: (?P<kind>.*?) -->\n(?P<body>.*?)<!-- /cpu -->\n", re.S)
-_PART = re.compile(r"<!-- part: (?P<name>\w+) -->\n(?P<body>.*?)<!-- /part -->\n", re.S)
-
-
-def merge(previous: str, kind: str, parts: dict[str, str]) -> str:
-    """``previous`` RESULTS.md with ``parts`` written into the section of CPU ``kind``."""
-    sections = {
-        m["kind"]: {p["name"]: p["body"] for p in _PART.finditer(m["body"])}
-        for m in _SECTION.finditer(previous)
-    }
-    sections.setdefault(kind, {}).update({name: demote(body) for name, body in parts.items()})
-    text = [INTRO]
-    for cpu, found in sections.items():
-        text += [f"<!-- cpu: {cpu} -->", f"## {cpu}", ""]
-        for name in sorted(found, key=lambda n: list(PARTS).index(n) if n in PARTS else -1):
-            text += [f"<!-- part: {name} -->", found[name].rstrip(), "", "<!-- /part -->"]
-        text += ["<!-- /cpu -->"]
-    return "\n".join(text) + "\n"
-
-
-def demote(markdown: str) -> str:
-    """A part's headings one level down, under its CPU's heading."""
-    return re.sub(r"^(#+) ", r"#\1 ", markdown, flags=re.M)
 
 
 if __name__ == "__main__":

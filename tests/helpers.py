@@ -55,7 +55,7 @@ def in_process(main, *args: str, cwd: Path, env: dict | None = None):
     os.environ.update(env or {})
     os.chdir(cwd)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _logged_to(out):
             try:
                 main(list(args))
                 code = 0
@@ -69,6 +69,24 @@ def in_process(main, *args: str, cwd: Path, env: dict | None = None):
     return subprocess.CompletedProcess(
         [main.__module__, *args], code, out.getvalue(), err.getvalue()
     )
+
+
+@contextlib.contextmanager
+def _logged_to(stream):
+    """The log on ``stream`` as Hydra's console handler writes it (for ``in_process``)."""
+    import logging
+
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def app_main(argv: list[str]) -> None:

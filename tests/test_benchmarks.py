@@ -1,4 +1,4 @@
-"""benchmarks/run_all.py keeps one RESULTS.md section per CPU kind and rewrites only its own."""
+"""benchmarks/results.py keeps one RESULTS.md section per CPU kind and rewrites only its own."""
 
 from __future__ import annotations
 
@@ -7,25 +7,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import run_all  # noqa: E402
+import results  # noqa: E402
 
 
 def test_a_run_rewrites_its_own_cpus_parts_and_keeps_the_rest():
     intel, amd = "Intel Xeon (AMX-BF16, AVX512-BF16, AVX512F)", "AMD EPYC (AVX512-BF16; no AMX)"
-    first = run_all.merge(
+    first = results.merge(
         "", intel, {"network": "## 1. net\nintel 117 s", "cli": "## 4. cli\n0.2 s"}
     )
     assert "### 1. net" in first and "## 1. net" not in first.replace("### 1.", "")
-    second = run_all.merge(first, amd, {"network": "## 1. net\namd 150 s"})
-    third = run_all.merge(second, intel, {"network": "## 1. net\nintel 110 s"})
+    second = results.merge(first, amd, {"network": "## 1. net\namd 150 s"})
+    third = results.merge(second, intel, {"network": "## 1. net\nintel 110 s"})
     assert "intel 110 s" in third and "intel 117 s" not in third
     assert "amd 150 s" in third and "0.2 s" in third  # the other CPU and the other part stay
     assert third.index(f"## {intel}") < third.index(f"## {amd}")
-    assert run_all.merge(third, amd, {}) == third  # rewriting nothing changes nothing
+    assert results.merge(third, amd, {}) == third  # rewriting nothing changes nothing
 
 
 def test_the_committed_results_parse_into_sections_per_cpu():
-    text = run_all.RESULTS.read_text()
-    assert run_all.merge(text, "none", {}).startswith(text.rstrip("\n"))
-    kinds = [m["kind"] for m in run_all._SECTION.finditer(text)]
+    text = results.RESULTS.read_text()
+    assert results.merge(text, "none", {}).startswith(text.rstrip("\n"))
+    kinds = [m["kind"] for m in results._SECTION.finditer(text)]
     assert kinds and all("(" in kind for kind in kinds)  # each names the CPU's features

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import mlflow
 import numpy as np
 import pytest
-from helpers import resume_cli, run_cli, user_environment
+from helpers import app_main, in_process, resume_cli, user_environment
 
 from experiments.reporting import reports
 from experiments.tracking import store
@@ -151,7 +151,8 @@ def test_resume_logs_the_epochs_a_kill_kept_from_the_store(store_uri):
 
 @pytest.mark.slow
 def test_a_run_tests_and_logs_its_best_epoch(workdir, store_uri, fashion_dir):
-    result = run_cli(
+    result = in_process(
+        app_main,
         "backbone=custom_cnn",
         "dataset.limit=600",
         "trainer.epochs=4",
@@ -185,7 +186,8 @@ def test_a_run_tests_and_logs_its_best_epoch(workdir, store_uri, fashion_dir):
 
 @pytest.mark.slow
 def test_early_stopping_ends_the_run_and_logs_where(workdir, store_uri, fashion_dir):
-    result = run_cli(
+    result = in_process(
+        app_main,
         "backbone=custom_cnn",
         "dataset.limit=300",
         "trainer.epochs=6",
@@ -208,7 +210,8 @@ def test_early_stopping_ends_the_run_and_logs_where(workdir, store_uri, fashion_
 def test_quick_sweep_reports_a_test_loss_that_matches_its_accuracy(workdir, store_uri, fashion_dir):
     """dataset.limit=3000 trainer.epochs=2: ~50 steps, where BatchNormalization's moving
     statistics used to be far from the trained ones (test_loss 1.83 at 0.69 accuracy)."""
-    result = run_cli(
+    result = in_process(
+        app_main,
         "-m",
         "optimizer.lr=1e-3,2e-3",
         "dataset.limit=3000",

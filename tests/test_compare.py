@@ -6,8 +6,9 @@ import csv
 
 import mlflow
 import pytest
-from helpers import run_cli
+from helpers import in_process, run_cli
 
+from experiments.commands import compare
 from experiments.training import train
 from experiments.training.settings import compose
 
@@ -78,18 +79,18 @@ def test_table_rows_match_mlflow(workdir, three_store, three_runs):
     )
     assert len(comparison) == 1 and comparison[0].data.tags["best_run_id"] == table[0]["run_id"]
     # A second compare ignores the comparison run it logged the first time.
-    again = run_cli(f"mlflow.tracking_uri={three_store}", cwd=workdir, module="experiments.compare")
+    again = in_process(compare.main, f"mlflow.tracking_uri={three_store}", cwd=workdir)
     assert again.stdout.splitlines()[0] == "3 runs, best first by val_accuracy:"
 
 
 def test_filter_and_metric(workdir, three_store, three_runs):
-    result = run_cli(
+    result = in_process(
+        compare.main,
         f"mlflow.tracking_uri={three_store}",
         "filter=params.`optimizer.name` != 'sgd'",
         "metric=test_loss",
         "log=false",
         cwd=workdir,
-        module="experiments.compare",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines()[0] == "2 runs, best first by test_loss:"
@@ -107,9 +108,7 @@ def test_bad_selection_is_one_line(workdir, three_store, three_runs):
         (["parent=0123456789abcdef0123456789abcdef"], "parent"),
         (["colour=red"], "colour"),
     ):
-        result = run_cli(
-            f"mlflow.tracking_uri={three_store}", *args, cwd=workdir, module="experiments.compare"
-        )
+        result = in_process(compare.main, f"mlflow.tracking_uri={three_store}", *args, cwd=workdir)
         assert result.returncode == 2, (args, result.stderr[-1000:])
         assert result.stderr.strip().splitlines()[-1].startswith("error: ")
         assert fragment in result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import pytest
-from helpers import app_main, in_process, killed_after_first_epoch, resume_cli, run_cli
+from helpers import app_main, in_process, killed_after_first_epoch, resume_cli
 from PIL import Image
 
 
@@ -28,7 +28,8 @@ def write_folder(root):
 @pytest.mark.slow
 def test_image_folder_run_skips_the_corrupt_file_and_says_so(workdir, store_uri):
     write_folder(workdir / "fruit")
-    result = run_cli(
+    result = in_process(
+        app_main,
         "dataset=image_folder",
         "dataset.root=fruit",
         "dataset.image_size=32",
@@ -50,11 +51,12 @@ def test_image_folder_run_skips_the_corrupt_file_and_says_so(workdir, store_uri)
 
 @pytest.mark.slow
 def test_a_second_transfer_run_opens_the_cache_and_reuses_the_features(workdir, store_uri):
-    """Two runs of a learning-rate sweep, one after the other, through the real command line."""
+    """Two runs of a learning-rate sweep, one after the other, through the command's main."""
     write_folder(workdir / "fruit")
     logs = []
     for lr in ("0.001", "0.01"):
-        result = run_cli(
+        result = in_process(
+            app_main,
             "dataset=image_folder",
             "dataset.root=fruit",
             "dataset.image_size=32",

@@ -9,7 +9,7 @@ import sys
 import mlflow
 import numpy as np
 import pytest
-from helpers import run_cli, user_environment
+from helpers import app_main, in_process, run_cli, user_environment
 
 from experiments.training import train
 from experiments.training.settings import compose
@@ -126,7 +126,7 @@ def test_default_store_is_sqlite_in_the_working_directory(workdir, fashion_dir):
     # A stale file-store layout must not silently take over (MLflow 3 would switch to it).
     (workdir / "mlruns" / "0").mkdir(parents=True)
     (workdir / "mlruns" / "0" / "meta.yaml").write_text("name: Default\n")
-    result = run_cli(*QUICK, "mlflow.log_model=false", cwd=workdir)
+    result = in_process(app_main, *QUICK, "mlflow.log_model=false", cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     run = only_run(uri)
@@ -136,7 +136,8 @@ def test_default_store_is_sqlite_in_the_working_directory(workdir, fashion_dir):
 @pytest.mark.slow
 def test_environment_tracking_uri_is_used_when_not_configured(workdir, fashion_dir):
     uri = f"sqlite:///{workdir / 'store' / 'env.db'}"
-    result = run_cli(
+    result = in_process(
+        app_main,
         *QUICK,
         "mlflow.log_model=false",
         "mlflow.experiment_name=from_env",

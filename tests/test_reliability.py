@@ -12,10 +12,11 @@ import time
 import mlflow
 import pytest
 from helpers import (
+    app_main,
     first_epoch_run_id,
+    in_process,
     killed_after_first_epoch,
     resume_cli,
-    run_cli,
     user_environment,
 )
 from omegaconf import OmegaConf
@@ -28,7 +29,9 @@ from experiments.training.settings import compose
 
 def test_unreachable_tracking_server_fails_in_seconds_before_training(workdir, fashion_dir):
     started = time.monotonic()
-    result = run_cli("mlflow.tracking_uri=http://127.0.0.1:9", "dataset.limit=100", cwd=workdir)
+    result = in_process(
+        app_main, "mlflow.tracking_uri=http://127.0.0.1:9", "dataset.limit=100", cwd=workdir
+    )
     assert time.monotonic() - started < 30
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
@@ -39,7 +42,8 @@ def test_unreachable_tracking_server_fails_in_seconds_before_training(workdir, f
 
 @pytest.mark.slow
 def test_nan_loss_stops_training_and_fails_the_run_with_the_reason(workdir, store_uri, fashion_dir):
-    result = run_cli(
+    result = in_process(
+        app_main,
         "optimizer=sgd",
         "optimizer.lr=1e12",
         "dataset.limit=512",
@@ -63,7 +67,7 @@ def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri,
     client = mlflow.MlflowClient(store_uri)
     run_id, killed = killed_after_first_epoch(
         client,
-        "dataset.limit=12000",
+        "dataset.limit=4000",
         "trainer.epochs=6",
         "trainer.verbose=0",
         f"mlflow.tracking_uri={store_uri}",
@@ -95,9 +99,9 @@ def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri,
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.tags["resumed_at_step"] == str(done)
-    assert "dataset.limit=12000" in run.data.tags["command"]  # the original command stays
+    assert "dataset.limit=4000" in run.data.tags["command"]  # the original command stays
     assert f"trainer.resume={run_id}" in run.data.tags["resumed.command"]
-    assert run.data.params["dataset.limit"] == "12000"  # its own config, not the defaults
+    assert run.data.params["dataset.limit"] == "4000"  # its own config, not the defaults
     steps = sorted({m.step for m in client.get_metric_history(run_id, "val_accuracy")})
     assert steps == [0, 1, 2, 3, 4, 5]
     assert "test_accuracy" in run.data.metrics
@@ -108,7 +112,9 @@ def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri,
     assert [m.source_run_id for m in models] == [run_id]
 
     # A finished run cannot be resumed: one line, exit 2, the run untouched.
-    again = run_cli(f"trainer.resume={run_id}", f"mlflow.tracking_uri={store_uri}", cwd=workdir)
+    again = in_process(
+        app_main, f"trainer.resume={run_id}", f"mlflow.tracking_uri={store_uri}", cwd=workdir
+    )
     assert again.returncode == 2
     last = again.stderr.strip().splitlines()[-1]
     assert last == f"error: trainer.resume: run {run_id} already FINISHED; nothing to resume"
@@ -154,7 +160,9 @@ def test_ctrl_c_ends_the_run_killed_and_keeps_its_checkpoint(workdir, store_uri,
 
 @pytest.mark.slow
 def test_resume_refuses_unknown_runs_and_config_changes(workdir, store_uri, fashion_dir):
-    unknown = run_cli("trainer.resume=0123abcd", f"mlflow.tracking_uri={store_uri}", cwd=workdir)
+    unknown = in_process(
+        app_main, "trainer.resume=0123abcd", f"mlflow.tracking_uri={store_uri}", cwd=workdir
+    )
     assert unknown.returncode == 2
     assert unknown.stderr.strip().splitlines()[-1] == (
         "error: trainer.resume: no run 0123abcd in this tracking store"
@@ -165,7 +173,8 @@ def test_resume_refuses_unknown_runs_and_config_changes(workdir, store_uri, fash
         mlflow.log_text("backbone:\n  name: custom_cnn\n  dropout: 0.0\n", "config.yaml")
     client = mlflow.MlflowClient(store_uri)
     client.set_terminated(run.info.run_id, "KILLED")
-    changed = run_cli(
+    changed = in_process(
+        app_main,
         f"trainer.resume={run.info.run_id}",
         "backbone.dropout=0.5",
         f"mlflow.tracking_uri={store_uri}",
@@ -176,8 +185,11 @@ def test_resume_refuses_unknown_runs_and_config_changes(workdir, store_uri, fash
         "was trained with backbone.dropout=0.0, this command asks for 0.5"
         in (changed.stderr.strip().splitlines()[-1])
     )
-    missing = run_cli(
-        f"trainer.resume={run.info.run_id}", f"mlflow.tracking_uri={store_uri}", cwd=workdir
+    missing = in_process(
+        app_main,
+        f"trainer.resume={run.info.run_id}",
+        f"mlflow.tracking_uri={store_uri}",
+        cwd=workdir,
     )
     assert missing.returncode == 2
     assert f"run {run.info.run_id} has no checkpoint" in missing.stderr.strip().splitlines()[-1]
@@ -189,7 +201,9 @@ def test_an_unwritable_output_folder_fails_before_anything_starts(workdir, store
     # Root may write anywhere; a folder under a regular file cannot be created by anyone.
     (workdir / "a-file").write_text("not a folder")
     store_before = sorted((workdir / "store").iterdir())
-    result = run_cli("hydra.run.dir=a-file/out", f"mlflow.tracking_uri={store_uri}", cwd=workdir)
+    result = in_process(
+        app_main, "hydra.run.dir=a-file/out", f"mlflow.tracking_uri={store_uri}", cwd=workdir
+    )
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: hydra.run.dir: cannot write to {workdir / 'a-file' / 'out'}")
@@ -197,12 +211,12 @@ def test_an_unwritable_output_folder_fails_before_anything_starts(workdir, store
     assert sorted((workdir / "store").iterdir()) == store_before  # nothing was created
     assert (workdir / "a-file").read_text() == "not a folder"
 
-    store = run_cli("mlflow.tracking_uri=sqlite:///a-file/x/mlflow.db", cwd=workdir)
+    store = in_process(app_main, "mlflow.tracking_uri=sqlite:///a-file/x/mlflow.db", cwd=workdir)
     assert store.returncode == 2
     assert "mlflow.tracking_uri" in store.stderr.strip().splitlines()[-1]
     # The checkpoints folder is tried before the data is read.
     (workdir / "checkpoints").write_text("in the way")
-    ckpt = run_cli(f"mlflow.tracking_uri={store_uri}", "trainer.epochs=1", cwd=workdir)
+    ckpt = in_process(app_main, f"mlflow.tracking_uri={store_uri}", "trainer.epochs=1", cwd=workdir)
     assert ckpt.returncode == 2
     last = ckpt.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: trainer.checkpoints: cannot write to {workdir / 'checkpoints'}")

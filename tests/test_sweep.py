@@ -266,7 +266,7 @@ def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
         "hparams_search=optuna",
         "hydra.sweeper.n_trials=4",
         "optimizer.lr=choice(1e9,1e-3)",
-        "dataset.limit=1000",
+        "dataset.limit=300",
         "trainer.epochs=2",
         "backbone=custom_cnn",
         "trainer.verbose=0",

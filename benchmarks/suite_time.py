@@ -1,0 +1,99 @@
+"""The test suite's wall time against its budget: the fast tier and the whole suite.
+
+    python benchmarks/suite_time.py              # both tiers once, on this machine
+    python benchmarks/suite_time.py --repeat 2   # each twice, alternated (fast, whole, ...)
+    python benchmarks/suite_time.py --write      # and into RESULTS.md, this CPU's section
+
+The budget (README, Contributing): `pytest -m "not slow"` within 90 s and `pytest` within
+10 minutes on a 2-core machine. The script times the commands as a contributor types them,
+from the checkout, with nothing else running, and exits 1 when a tier is over its budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, cpu_kind, machine, median  # noqa: E402
+
+TIERS = {"fast": (["-m", "not slow"], 90.0), "whole": ([], 600.0)}
+
+
+def measure(repeat: int) -> dict[str, list[tuple[float, str]]]:
+    """Each tier's wall times and pytest's closing line, the tiers alternated."""
+    times: dict[str, list[tuple[float, str]]] = {name: [] for name in TIERS}
+    for _ in range(repeat):
+        for name, (args, _) in TIERS.items():
+            started = time.perf_counter()
+            result = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
+            elapsed = time.perf_counter() - started
+            summary = _closing_line(result.stdout)
+            print(f"{name}: {elapsed:.0f} s, {summary}", file=sys.stderr, flush=True)
+            if result.returncode != 0:
+                raise SystemExit(f"pytest {' '.join(args)} failed:\n{result.stdout[-3000:]}")
+            times[name].append((elapsed, summary))
+    return times
+
+
+def _closing_line(output: str) -> str:
+    found = re.findall(r"^=*\s*(\d+ passed.*?)\s*=*$", output, flags=re.M)
+    return found[-1] if found else "no closing line"
+
+
+def section(times: dict[str, list[tuple[float, str]]]) -> str:
+    lines = [
+        "## 7. The test suite against its budget",
+        "",
+        f"{machine()}.",
+        "",
+        "| tier | command | budget | wall time (each run) | pytest's closing line |",
+        "|---|---|---:|---|---|",
+    ]
+    for name, (args, budget) in TIERS.items():
+        command = "pytest " + " ".join(f'"{a}"' if " " in a else a for a in args)
+        seconds = ", ".join(f"{t:.0f} s" for t, _ in times[name])
+        lines.append(
+            f"| {name} | `{command.strip()}` | {budget:.0f} s | {seconds} | {times[name][-1][1]} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each tier, alternated")
+    parser.add_argument("--write", action="store_true", help="into RESULTS.md, this CPU's section")
+    args = parser.parse_args()
+    times = measure(args.repeat)
+    text = section(times)
+    print(text)
+    if args.write:
+        import results
+
+        stamp = f"*Measured {time.strftime('%Y-%m-%d')} by `python benchmarks/suite_time.py"
+        stamp += f"{f' --repeat {args.repeat}' if args.repeat > 1 else ''}`.*"
+        previous = results.RESULTS.read_text()
+        results.RESULTS.write_text(
+            results.merge(previous, cpu_kind(), {"suite": f"{stamp}\n\n{text}"})
+        )
+    over = [
+        f"{name} took {median([t for t, _ in times[name]]):.0f} s, over its {budget:.0f} s"
+        for name, (_, budget) in TIERS.items()
+        if median([t for t, _ in times[name]]) > budget
+    ]
+    if over:
+        raise SystemExit("over budget: " + "; ".join(over))
+
+
+if __name__ == "__main__":
+    main()
