@@ -55,7 +55,7 @@ def in_process(main, *args: str, cwd: Path, env: dict | None = None):
     os.environ.update(env or {})
     os.chdir(cwd)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _logged_to(out):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 main(list(args))
                 code = 0
@@ -73,7 +73,7 @@ def in_process(main, *args: str, cwd: Path, env: dict | None = None):
 
 @contextlib.contextmanager
 def _logged_to(stream):
-    """The log on ``stream`` as Hydra's console handler writes it (for ``in_process``)."""
+    """The log on ``stream`` as Hydra's console handler writes it (for ``app_main``)."""
     import logging
 
     handler = logging.StreamHandler(stream)
@@ -93,14 +93,16 @@ def app_main(argv: list[str]) -> None:
     """``python -m experiments`` with ``argv``, in this process (for ``in_process``).
 
     Hydra's logging set-up is left out: ``logging.config.dictConfig`` closes every handler
-    in the process, pytest's capture among them.
+    in the process, pytest's capture among them. The log goes to standard output all the
+    same, as Hydra's console handler sends it.
     """
     from experiments.commands import app
 
     saved = sys.argv
     sys.argv = ["experiments", *argv, "hydra/job_logging=none", "hydra/hydra_logging=none"]
     try:
-        app.main()
+        with _logged_to(sys.stdout):
+            app.main()
     finally:
         sys.argv = saved
 
