@@ -38,6 +38,10 @@ ENVIRONMENT = {
     "PIP_CACHE_DIR": SESSION / "cache" / "pip",
 }
 DEFAULT_STORE = f"sqlite:///{SESSION / 'store' / 'mlflow.db'}"
+# No usage reports from the tests; and MLflow's telemetry thread sets and unsets an
+# environment variable while other threads read os.environ, which can fail a request
+# (KeyError: '_MLFLOW_TELEMETRY_SESSION_ID', seen in a SLURM job of the suite).
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 for _name, _folder in ENVIRONMENT.items():
     _folder.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,10 @@ import io
 import mlflow
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import in_process, run_cli
 from PIL import Image
 
+from experiments.commands import compare, predict
 from experiments.reporting import aggregate, stats, summary
 from experiments.tracking import store
 
@@ -147,12 +148,12 @@ def test_a_seed_sweep_is_aggregated_and_its_winner_registered_then_served(
     assert "models:/fashion@champion" in result.stdout
 
     # compare registers too: a second version, the alias moves to it.
-    compared = run_cli(
+    compared = in_process(
+        compare.main,
         f"mlflow.tracking_uri={store_uri}",
         "register_as=fashion",
         "metric=test_accuracy",
         cwd=workdir,
-        module="experiments.compare",
     )
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert int(client.get_model_version_by_alias("fashion", "champion").version) == 2
@@ -162,12 +163,12 @@ def test_a_seed_sweep_is_aggregated_and_its_winner_registered_then_served(
     folder.mkdir()
     for i in range(3):
         Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(folder / f"{i}.png")
-    served = run_cli(
+    served = in_process(
+        predict.main,
         "model=models:/fashion@champion",
         f"inputs={folder}",
         f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
-        module="experiments.predict",
     )
     assert served.returncode == 0, served.stderr[-2000:]
     assert all(f"{i}.png" in served.stdout for i in range(3))

@@ -13,9 +13,10 @@ import pytest
 from helpers import first_epoch_run_id, run_cli, start_server, stop, user_environment
 
 
-@pytest.fixture
-def server(tmp_path):
-    url, process = start_server(tmp_path)
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for the tests that need one up; each writes to an experiment of its own."""
+    url, process = start_server(tmp_path_factory.mktemp("server"))
     yield url
     stop(process, signal.SIGTERM)
 
@@ -28,13 +29,14 @@ def test_run_artifacts_and_model_land_on_the_server(workdir, server, fashion_dir
         "trainer.verbose=0",
         "mlflow.samples=4",
         f"mlflow.tracking_uri={server}",
+        "mlflow.experiment_name=landed",
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (workdir / "mlflow.db").exists() and not (workdir / "mlruns").exists()
 
     client = mlflow.MlflowClient(server)
-    run = client.search_runs([client.get_experiment_by_name("experiments").experiment_id])[0]
+    [run] = client.search_runs([client.get_experiment_by_name("landed").experiment_id])
     assert run.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [0, 1]
     assert {"test_accuracy", "test_loss", "best_val_accuracy"} <= set(run.data.metrics)
@@ -59,7 +61,7 @@ def test_a_server_that_goes_away_mid_run_loses_nothing(workdir, tmp_path, fashio
             sys.executable,
             "-m",
             "experiments",
-            "dataset.limit=12000",
+            "dataset.limit=4000",
             "trainer.epochs=5",
             "trainer.verbose=0",
             "mlflow.samples=4",
