@@ -23,9 +23,34 @@ import isolation  # noqa: E402  (sets the environment before the project imports
 
 from experiments.data import fashion_mnist  # noqa: E402
 
+# The files that take longest start first, so that no worker is left with one at the end.
+LONGEST_FIRST = (
+    "test_sweep.py",
+    "test_cluster.py",
+    "test_backbone_rows.py",
+    "test_backbone_matrix.py",
+    "test_reliability.py",
+    "test_remote_tracking.py",
+    "test_main_job.py",
+    "test_best_epoch.py",
+)
+
 
 def pytest_configure(config):
     isolation.start(config)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file keeps its own order (its fixtures' grouping)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """One worker more than cores: many tests wait on a process, a server or SLURM."""
+    return (os.cpu_count() or 1) + 1
 
 
 def pytest_sessionfinish(session, exitstatus):

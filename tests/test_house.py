@@ -94,6 +94,18 @@ def test_no_import_cycle_even_counting_imports_inside_functions():
     assert _cycle(edges) is None, " -> ".join(_cycle(edges))
 
 
+def test_the_benchmarks_import_one_way():
+    """benchmarks/ is a folder of scripts importing each other by bare name (run_all, common)."""
+    folder = SRC.parents[1] / "benchmarks"
+    scripts = {path.stem: path for path in sorted(folder.glob("*.py"))}
+    graph = {
+        name: _imported(ast.parse(path.read_text()), name, False, set(scripts))
+        for name, path in scripts.items()
+    }
+    assert graph["image_cache"] and graph["run_all"]  # the finder sees their imports
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+
+
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None

@@ -13,10 +13,9 @@ import pytest
 from helpers import first_epoch_run_id, run_cli, start_server, stop, user_environment
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """One server for the tests that need one up; each writes to an experiment of its own."""
-    url, process = start_server(tmp_path_factory.mktemp("server"))
+@pytest.fixture
+def server(tmp_path):
+    url, process = start_server(tmp_path)
     yield url
     stop(process, signal.SIGTERM)
 
