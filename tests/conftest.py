@@ -23,50 +23,9 @@ import isolation  # noqa: E402  (sets the environment before the project imports
 
 from experiments.data import fashion_mnist  # noqa: E402
 
-# The files that take longest start first, so that no worker is left with one at the end.
-LONGEST_FIRST = (
-    "test_sweep.py",
-    "test_cluster.py",
-    "test_backbone_rows.py",
-    "test_backbone_matrix.py",
-    "test_reliability.py",
-    "test_remote_tracking.py",
-    "test_main_job.py",
-    "test_best_epoch.py",
-)
-
 
 def pytest_configure(config):
     isolation.start(config)
-
-
-# Files whose tests share a module or session fixture (a trained store, a logged model, a wheel,
-# SLURM): their tests run in one worker, which makes the fixture once.
-SHARED_FIXTURES = (
-    "test_cluster.py",
-    "test_compare.py",
-    "test_predict.py",
-    "test_packaging.py",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item):
-        name = item.path.name
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: each file keeps its own order (its fixtures' grouping)
-    for item in items:  # xdist's --dist loadgroup: the rest go to any worker, one by one
-        if item.path.name in SHARED_FIXTURES:
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
-        elif item.path.name == "test_backbone_rows.py":  # one model built per row
-            row = getattr(item, "callspec", None) and item.callspec.params.get("built")
-            item.add_marker(pytest.mark.xdist_group(f"row-{row}"))
-
-
-def pytest_xdist_auto_num_workers(config):
-    """One worker more than cores: many tests wait on a process, a server or SLURM."""
-    return (os.cpu_count() or 1) + 1
 
 
 def pytest_sessionfinish(session, exitstatus):
