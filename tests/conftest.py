@@ -29,14 +29,14 @@ def pytest_configure(config):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    changed = isolation.home_changes(session.config)
+    changed = isolation.home_changes(session.config) + isolation.checkout_changes(session.config)
     if changed:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         lines = "\n".join(f"  {path}" for path in changed[:20])
         more = f"\n  ... and {len(changed) - 20} more" if len(changed) > 20 else ""
         print(
             f"\nThe tests changed {len(changed)} path(s) under the real home directory "
-            f"{isolation.REAL_HOME}:\n{lines}{more}\n"
+            f"{isolation.REAL_HOME} or a run's outputs in the checkout:\n{lines}{more}\n"
             "A test must keep its files under its tmp_path (see tests/isolation.py).",
         )
 

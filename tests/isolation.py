@@ -76,6 +76,25 @@ def home_changes(config) -> list[str]:
     return changes_under(REAL_HOME, started - 1_000_000_000, _unwatched())
 
 
+# What a run writes into its working folder: a test run from the checkout writes none of it.
+RUN_OUTPUTS = ("checkpoints", "data", "mlruns", "mlflow.db", "outputs", "multirun", "comparison")
+
+
+def checkout_changes(config) -> list[str]:
+    """A run's outputs in the checkout created or changed since the session started."""
+    started = getattr(config, "_experiments_started", None)
+    if started is None:
+        return []
+    found = []
+    for name in RUN_OUTPUTS:
+        path = ROOT / name
+        if path.is_dir():
+            found += changes_under(path, started - 1_000_000_000, set())
+        elif path.exists() and path.stat().st_ctime_ns >= started - 1_000_000_000:
+            found.append(str(path))
+    return found
+
+
 def changes_under(root: Path, since_ns: int, skip: set[Path]) -> list[str]:
     """``root`` and the paths below it (not below ``skip``) changed at or after ``since_ns``.
 

@@ -20,6 +20,7 @@ QUICK = [
     "trainer.verbose=0",
     "mlflow.samples=0",
     "mlflow.log_model=false",
+    "trainer.checkpoints=false",
 ]
 
 
@@ -28,10 +29,11 @@ def three_store(tmp_path_factory):
     """One store with three finished runs, shared by this module's tests (they only read it)."""
     folder = tmp_path_factory.mktemp("compare")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    for lr, optimizer in (("1e-3", "adam"), ("1e-2", "sgd"), ("1e-3", "rmsprop")):
-        overrides = [*QUICK, f"dataset.root={folder / 'shapes'}", f"optimizer={optimizer}"]
-        overrides.append(f"optimizer.lr={lr}")
-        train.run(compose([*overrides, f"mlflow.tracking_uri={uri}"]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # the checkpoints and the image cache go there too
+        for lr, optimizer in (("1e-3", "adam"), ("1e-2", "sgd"), ("1e-3", "rmsprop")):
+            overrides = [*QUICK, f"optimizer={optimizer}", f"optimizer.lr={lr}"]
+            train.run(compose([*overrides, f"mlflow.tracking_uri={uri}"]))
     return uri
 
 

@@ -86,6 +86,7 @@ def test_another_split_computes_only_the_images_not_there_yet(transfer, workdir)
     assert transfer("seed=1")[0] == transfer("seed=2")[0] == "reused"
 
 
+@pytest.mark.slow
 def test_features_from_the_cache_train_the_head_as_in_memory_ones(transfer, monkeypatch):
     _, on_disk = transfer()
     _, in_memory = transfer("dataset.cache=false")
