@@ -46,6 +46,9 @@ def transfer(workdir):
         )
         channels = models.spec(cfg.backbone.name).channels
         data = datasets.load(cfg.dataset, cfg.seed, channels=channels)
+        # From a cleared session, as every job of a sweep starts: what ran before in this
+        # process must not change the random base's weights (the features' key).
+        keras.backend.clear_session()
         keras.utils.set_random_seed(weights_seed)  # the random base's weights
         model = phases.module("transfer").build(cfg, data)
         callbacks = Callbacks()
