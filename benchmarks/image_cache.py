@@ -335,12 +335,9 @@ def main() -> None:
         import results
         from common import cpu_kind
 
-        stamp = f"*Measured {time.strftime('%Y-%m-%d')} by `python benchmarks/image_cache.py"
-        stamp += f"{' --before <src of aac6745>' if args.before else ''}`.*"
-        previous = results.RESULTS.read_text()
-        results.RESULTS.write_text(
-            results.merge(previous, cpu_kind(), {"cache": f"{stamp}\n\n{text}"})
-        )
+        command = "python benchmarks/image_cache.py"
+        command += " --before <src of aac6745>" if args.before else ""
+        results.write_part(cpu_kind(), "cache", command, text)
 
 
 if __name__ == "__main__":

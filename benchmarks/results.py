@@ -41,6 +41,14 @@ def merge(previous: str, kind: str, parts: dict[str, str]) -> str:
     return "\n".join(text) + "\n"
 
 
+def write_part(kind: str, name: str, command: str, text: str) -> None:
+    """Part ``name`` of CPU ``kind`` in RESULTS.md, stamped with today and ``command``."""
+    import time
+
+    stamp = f"*Measured {time.strftime('%Y-%m-%d')} by `{command}`.*"
+    RESULTS.write_text(merge(RESULTS.read_text(), kind, {name: f"{stamp}\n\n{text}"}))
+
+
 def demote(markdown: str) -> str:
     """A part's headings one level down, under its CPU's heading."""
     return re.sub(r"^(#+) ", r"#\1 ", markdown, flags=re.M)

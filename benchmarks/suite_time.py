@@ -80,12 +80,9 @@ def main() -> None:
     if args.write:
         import results
 
-        stamp = f"*Measured {time.strftime('%Y-%m-%d')} by `python benchmarks/suite_time.py"
-        stamp += f"{f' --repeat {args.repeat}' if args.repeat > 1 else ''}`.*"
-        previous = results.RESULTS.read_text()
-        results.RESULTS.write_text(
-            results.merge(previous, cpu_kind(), {"suite": f"{stamp}\n\n{text}"})
-        )
+        command = "python benchmarks/suite_time.py"
+        command += f" --repeat {args.repeat}" if args.repeat > 1 else ""
+        results.write_part(cpu_kind(), "suite", command, text)
     over = [
         f"{name} took {median([t for t, _ in times[name]]):.0f} s, over its {budget:.0f} s"
         for name, (_, budget) in TIERS.items()
