@@ -32,6 +32,7 @@ QUICK = [
     "dataset.per_class=6",
     "trainer.epochs=1",
     "trainer.verbose=0",
+    "cost=quick",
     "mlflow.samples=0",
     "trainer.checkpoints=false",
     "trainer.batch_size=8",

@@ -35,6 +35,7 @@ QUICK = [
     "backbone.weights=null",
     "trainer.epochs=1",
     "trainer.verbose=0",
+    "cost=quick",
     "mlflow.samples=4",
     "trainer.checkpoints=false",  # checkpoints are tested with the main job
 ]

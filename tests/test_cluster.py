@@ -25,7 +25,13 @@ from test_sweep import failure_report
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
 # One core and 2 GB per job: two jobs at once on the 2-core node.
 SLURM = ["-m", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"]
-TINY = ["backbone=custom_cnn", "trainer.verbose=0", "mlflow.samples=2", "mlflow.log_model=false"]
+TINY = [
+    "backbone=custom_cnn",
+    "trainer.verbose=0",
+    "cost=quick",
+    "mlflow.samples=2",
+    "mlflow.log_model=false",
+]
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s")
 
 
@@ -215,7 +221,7 @@ def test_job_at_its_time_limit_is_requeued_and_resumes(workdir, slurm, tracking,
     # every 30 s). Rather than wait minutes, the test lowers the running job's limit until
     # that is now, then raises it again while the requeued job waits to start.
     # The training left after the first epoch lasts longer than those 30 s.
-    epochs = 15
+    epochs = 20  # 19 epochs after the first take over 30 s even on a fast CPU
     overrides = (
         "hydra.launcher.timeout_min=10",
         "hydra.launcher.signal_delay_s=90",

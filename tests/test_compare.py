@@ -56,8 +56,10 @@ def test_table_rows_match_mlflow(workdir, three_store, three_runs):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
-    assert lines[0] == "3 runs, best first by val_accuracy:"
-    assert lines[1].split()[:3] == ["run", "status", "backbone"]
+    # One evaluation set: shapes at 8 images per class, split 3 ways.
+    assert lines[0].startswith("Evaluation set: shapes: 4 classes, ")
+    assert lines[1] == "3 runs, best first by val_accuracy:"
+    assert lines[2].split()[:4] == ["run", "(id)", "status", "backbone"]
 
     with open(workdir / "comparison" / "comparison.csv") as handle:
         table = list(csv.DictReader(handle))
@@ -65,7 +67,7 @@ def test_table_rows_match_mlflow(workdir, three_store, three_runs):
     assert {row["run_id"] for row in table} == set(by_id)
     best = [float(row["best_val_accuracy"]) for row in table]
     assert best == sorted(best, reverse=True)
-    for row, text_line in zip(table, lines[3:6], strict=True):
+    for row, text_line in zip(table, lines[4:7], strict=True):
         run = by_id[row["run_id"]]
         assert row["run"] == run.info.run_name and text_line.startswith(run.info.run_name)
         assert row["optimizer"] == run.data.params["optimizer.name"]
@@ -75,7 +77,21 @@ def test_table_rows_match_mlflow(workdir, three_store, three_runs):
         # compact_cnn on 32x32 RGB: 173,476 trainable weights
         assert float(row["trainable_params"]) == run.data.metrics["trainable_params"] == 173476
         assert f"{run.data.metrics['test_accuracy']:.4f}" in text_line
-    for name in ("comparison.md", "test_accuracy.png", "val_accuracy_curves.png"):
+        assert f"({row['run_id'][:8]})" in text_line  # names repeat; the id tells them apart
+        # What the model costs, measured once per run, and where.
+        for cost in ("latency_ms", "size_mb", "flops", "throughput_ips", "test_ece"):
+            assert (
+                float(row[cost]) == pytest.approx(run.data.metrics[cost]) and float(row[cost]) > 0
+            )
+        assert (
+            float(row["latency_ms_q1"]) <= float(row["latency_ms"]) <= float(row["latency_ms_q3"])
+        )
+        assert run.data.tags["cost.threads"] == run.data.params["runtime.threads"]
+        assert run.data.tags["cost.precision"] == run.data.params["runtime.precision"]
+        assert row["cpu"] == run.data.tags["cost.cpu"] and row["cpu"]
+    assert "legend (label: the overrides its runs were started with):" in result.stdout
+    assert "front" in result.stdout and "Holm-adjusted over 2 comparison(s)" in result.stdout
+    for name in ("comparison.md", "test_accuracy.png", "val_accuracy_curves.png", "pareto.png"):
         assert (workdir / "comparison" / name).stat().st_size > 0
 
     comparison = mlflow.search_runs(
@@ -86,7 +102,7 @@ def test_table_rows_match_mlflow(workdir, three_store, three_runs):
     assert len(comparison) == 1 and comparison[0].data.tags["best_run_id"] == table[0]["run_id"]
     # A second compare ignores the comparison run it logged the first time.
     again = in_process(compare.main, f"mlflow.tracking_uri={three_store}", cwd=workdir)
-    assert again.stdout.splitlines()[0] == "3 runs, best first by val_accuracy:"
+    assert again.stdout.splitlines()[1] == "3 runs, best first by val_accuracy:"
 
 
 def test_filter_and_metric(workdir, three_store, three_runs):
@@ -99,11 +115,11 @@ def test_filter_and_metric(workdir, three_store, three_runs):
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.splitlines()[0] == "2 runs, best first by test_loss:"
+    assert result.stdout.splitlines()[1] == "2 runs, best first by test_loss:"
     losses = sorted(
         r.data.metrics["test_loss"] for r in three_runs if r.data.params["optimizer.name"] != "sgd"
     )
-    assert f"{losses[0]:.4f}" in result.stdout.splitlines()[3]
+    assert f"{losses[0]:.4f}" in result.stdout.splitlines()[4]
 
 
 @pytest.mark.slow

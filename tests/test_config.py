@@ -50,7 +50,7 @@ def test_the_reference_network_keeps_the_reference_recipe():
 
 
 @pytest.mark.parametrize(
-    "group", ["backbone", "phase", "optimizer", "dataset", "trainer", "mlflow"]
+    "group", ["backbone", "phase", "optimizer", "dataset", "trainer", "mlflow", "cost"]
 )
 def test_every_group_option_composes(group):
     found = options(group)

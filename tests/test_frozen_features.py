@@ -41,6 +41,7 @@ def transfer(workdir):
                 "dataset.per_class=10",
                 "trainer.epochs=1",
                 "trainer.verbose=0",
+                "cost=quick",
                 *overrides,
             ]
         )

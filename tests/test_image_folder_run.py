@@ -35,6 +35,7 @@ def test_image_folder_run_skips_the_corrupt_file_and_says_so(workdir, store_uri)
         "dataset.image_size=32",
         "trainer.epochs=1",
         "trainer.verbose=0",
+        "cost=quick",
         f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
     )
@@ -66,6 +67,7 @@ def test_a_second_transfer_run_opens_the_cache_and_reuses_the_features(workdir, 
             f"optimizer.lr={lr}",
             "trainer.epochs=1",
             "trainer.verbose=0",
+            "cost=quick",
             "mlflow.log_model=false",
             f"mlflow.tracking_uri={store_uri}",
             cwd=workdir,
@@ -150,6 +152,7 @@ def test_a_run_on_cached_images_killed_then_resumed_reads_the_same_cache(workdir
         *settings,
         "trainer.epochs=30",
         "trainer.verbose=0",
+        "cost=quick",
         f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
     )

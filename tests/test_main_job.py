@@ -14,7 +14,13 @@ from helpers import app_main, in_process, run_cli, user_environment
 from experiments.training import train
 from experiments.training.settings import compose
 
-QUICK = ["dataset.limit=300", "trainer.epochs=1", "trainer.verbose=0", "mlflow.samples=6"]
+QUICK = [
+    "dataset.limit=300",
+    "trainer.epochs=1",
+    "trainer.verbose=0",
+    "cost=quick",
+    "mlflow.samples=6",
+]
 
 
 def only_run(uri: str, experiment: str = "experiments"):

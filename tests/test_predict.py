@@ -197,3 +197,35 @@ def test_help_is_quick_and_lists_the_keys(logged):
     assert result.returncode == 0, result.stderr
     assert "top_k" in result.stdout and "mlflow.tracking_uri" in result.stdout
     assert time.monotonic() - start < 15  # no TensorFlow, no MLflow: about half a second
+
+
+def test_calibrated_probabilities_use_the_temperature_the_run_fitted(logged):
+    import mlflow
+
+    from experiments.reporting import calibration
+    from experiments.tracking.logged_models import register_champion
+
+    common = ["inputs=images/sub/b.png", "output=json", f"mlflow.tracking_uri={logged.uri}"]
+    uncalibrated = _predict_here(logged, f"model=runs:/{logged.run_id}/model", *common)
+    assert (
+        "calibrated"
+        in _predict_here(
+            logged, f"model=runs:/{logged.run_id}/model", "calibrated=true", *common
+        ).stderr
+    )  # none logged yet
+    mlflow.MlflowClient(logged.uri).log_metric(logged.run_id, "temperature", 2.0)
+    register_champion(logged.uri, logged.run_id, "calibrated_model", "register_as")
+    expected = calibration.scaled(logged.probs["images/sub/b.png"][None], 2.0)[0]
+    for model in (f"runs:/{logged.run_id}/model", "models:/calibrated_model@champion"):
+        result = _predict_here(logged, f"model={model}", "calibrated=true", *common)
+        assert result.returncode == 0, result.stderr
+        assert "temperature 2" in result.stderr
+        found = {p["class"]: p["probability"] for p in json.loads(result.stdout)[0]["predictions"]}
+        for index, name in enumerate(CLASSES):
+            assert found[name] == pytest.approx(expected[index], abs=1e-5)
+    # Softer, never another answer.
+    before = json.loads(uncalibrated.stdout)[0]["predictions"]
+    assert before[0]["class"] == max(found, key=found.get)
+    assert max(found.values()) < before[0]["probability"]
+    folder = _predict_here(logged, f"model={logged.local}", "calibrated=true", *common[:2])
+    assert folder.returncode == 2 and "error: calibrated" in folder.stderr

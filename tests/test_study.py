@@ -45,6 +45,16 @@ def test_study_runs_any_backbones_of_the_table():
     assert "trainer.epochs=1" in sweep and "trainer.epochs=1" in custom
 
 
+def test_study_registers_the_winner_of_the_image_sweep_alone():
+    *_, compare, register = study.commands(["mlflow.register_as=best"], False, "x")
+    assert not [part for part in compare if part.startswith("register_as=")]
+    assert "filter=tags.dataset = 'shapes'" in register and "register_as=best" in register
+    from experiments.commands.cli_args import parse
+    from experiments.commands.compare import CompareArgs
+
+    parse(register[3:], CompareArgs, "experiments.compare")
+
+
 def test_study_refuses_an_unknown_backbone_naming_the_choices():
     with pytest.raises(ConfigError, match="convnext_tiny"):
         study.commands(["backbones=[resnet]"], False, "x")

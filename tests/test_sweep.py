@@ -17,6 +17,7 @@ QUICK = [
     "dataset.limit=200",
     "trainer.epochs=1",
     "trainer.verbose=0",
+    "cost=quick",
     "mlflow.samples=2",
     "mlflow.log_model=false",
 ]
@@ -58,6 +59,7 @@ def test_four_parallel_jobs_on_a_fresh_store_lose_no_run_and_no_metric(
         "dataset.limit=200",
         "trainer.epochs=3",
         "trainer.verbose=0",
+        "cost=quick",
         "mlflow.samples=2",
         "mlflow.log_model=false",
         f"mlflow.tracking_uri={store_uri}",
@@ -140,7 +142,7 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
         module="experiments.compare",
     )
     assert compared.returncode == 0, compared.stderr[-2000:]
-    assert compared.stdout.splitlines()[0] == "2 runs, best first by test_loss:"
+    assert compared.stdout.splitlines()[1] == "2 runs, best first by test_loss:"
     # The comparison is a run of its own under the sweep; the parent's summary is untouched.
     after = client.get_run(parent.info.run_id)
     assert after.data.tags["best_run_id"] == parent.data.tags["best_run_id"]
@@ -202,6 +204,7 @@ def test_an_interrupted_sweep_leaves_no_run_running(workdir, store_uri, fashion_
         "dataset.limit=20000",
         "trainer.epochs=20",
         "trainer.verbose=0",
+        "cost=quick",
         f"mlflow.tracking_uri={store_uri}",
     ]
     process = subprocess.Popen(
@@ -229,7 +232,7 @@ def test_an_interrupted_sweep_leaves_no_run_running(workdir, store_uri, fashion_
 
 
 def test_summary_keeps_a_failed_child_and_ranks_it_last(workdir, store_uri):
-    from experiments.reporting import summary
+    from experiments.reporting import run_table
 
     client = mlflow.MlflowClient(store_uri)
     experiment = client.create_experiment("t")
@@ -244,15 +247,15 @@ def test_summary_keeps_a_failed_child_and_ranks_it_last(workdir, store_uri):
             client.log_metric(run.info.run_id, "test_accuracy", accuracy - 0.05)
             client.log_metric(run.info.run_id, "test_loss", 1 - accuracy)
         client.set_terminated(run.info.run_id, status)
-    table = summary.rows(client.search_runs([experiment]), "val_accuracy")
+    table = run_table.rows(client.search_runs([experiment]), "val_accuracy")
     assert [(r["run"], r["status"]) for r in table] == [
         ("better", "FINISHED"),
         ("good", "FINISHED"),
         ("broken", "FAILED"),
     ]
-    text = summary.to_text(table, "val_accuracy")
+    text = run_table.to_text(table, "val_accuracy")
     assert "broken" in text.splitlines()[-1] and "FAILED" in text.splitlines()[-1]
-    assert summary.rows(client.search_runs([experiment]), "test_loss")[-1]["run"] == "broken"
+    assert run_table.rows(client.search_runs([experiment]), "test_loss")[-1]["run"] == "broken"
 
 
 @pytest.mark.slow
@@ -270,6 +273,7 @@ def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
         "trainer.epochs=2",
         "backbone=custom_cnn",
         "trainer.verbose=0",
+        "cost=quick",
         "mlflow.samples=0",
         "mlflow.log_model=false",
         f"hydra.sweeper.storage={storage}",

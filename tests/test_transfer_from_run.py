@@ -22,6 +22,7 @@ def test_transfer_from_own_run_beats_scratch_with_the_same_budget(
     common = [
         f"mlflow.tracking_uri={store_uri}",
         "trainer.verbose=0",
+        "cost=quick",
         "mlflow.samples=0",
         "backbone=custom_cnn",
     ]
@@ -54,7 +55,12 @@ def test_transfer_from_own_run_beats_scratch_with_the_same_budget(
 
 @pytest.mark.slow
 def test_weights_from_another_architecture_are_refused(workdir, store_uri, fashion_dir):
-    common = [f"mlflow.tracking_uri={store_uri}", "trainer.verbose=0", "mlflow.samples=0"]
+    common = [
+        f"mlflow.tracking_uri={store_uri}",
+        "trainer.verbose=0",
+        "cost=quick",
+        "mlflow.samples=0",
+    ]
     train.run(compose([*common, "dataset.limit=64", "trainer.epochs=1"]))
     run_id = mlflow.search_runs(experiment_names=["experiments"], output_format="list")[
         0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+LOWER_IS_BETTER = ("loss", "nll", "ece", "brier", "latency", "size_mb", "flops", "time_s")
+
 
 def lower_is_better(metric: str) -> bool:
-    return "loss" in metric
+    """Losses, calibration errors and costs: lower is better; accuracies: higher."""
+    return any(word in metric for word in LOWER_IS_BETTER)
 
 
 def epoch_metric(metric: str) -> str:

@@ -1,7 +1,8 @@
 """``python -m experiments.compare``: the runs of an experiment or a sweep, side by side.
 
-Prints the table in the terminal and writes it, with a bar chart of test accuracy and the
-validation curves of every run on one plot, to ``output_dir`` and to MLflow, on a comparison
+Prints one table per evaluation set in the terminal (runs scored on different images are
+never ranked together) and writes them, with a bar chart of test accuracy, the validation
+curves and the accuracy–latency front, to ``output_dir`` and to MLflow, on a comparison
 run of its own (a child of the sweep's parent when ``parent=`` is given).
 """
 
@@ -80,19 +81,18 @@ def _compare(argv: list[str]) -> int:
     runs = select_runs(client, experiment_id, cfg.parent, cfg.filter)
     if not runs:
         raise ConfigError("filter", f"no runs to compare in {shown} for this selection")
-    table = summary.rows(runs, cfg.metric)
-    print(summary.to_text(table, cfg.metric))
-    print(summary.configurations_text(table, cfg.metric))
-    paths = summary.write_files(client, table, cfg.metric, Path(cfg.output_dir))
+    sets = summary.report(client, runs, cfg.metric)
+    print(summary.text(sets, cfg.metric))
+    paths = summary.write_files(client, sets, cfg.metric, Path(cfg.output_dir))
     print(f"\nWrote {', '.join(str(p) for p in paths)}")
     problems: list[str] = []
     if cfg.log or cfg.register_as:
         target = _comparison_run(client, experiment_id, cfg)
         try:
-            summary.log_to_run(client, target, table, cfg.metric)
+            summary.log_to_run(client, target, sets, cfg.metric)
             if cfg.register_as:
                 where = {"run_id": target, "tracking_uri": uri}
-                problems = summary.register_best(client, where, table, cfg.metric, cfg.register_as)
+                problems = summary.register_best(client, where, sets, cfg.metric, cfg.register_as)
         except BaseException:
             client.set_terminated(target, "FAILED")
             raise

@@ -21,6 +21,7 @@ from experiments.commands import quiet
 from experiments.commands.cli_args import parse, run_command
 from experiments.data import images, stream
 from experiments.errors import ConfigError
+from experiments.reporting import calibration
 from experiments.reporting.ranking import format_top_k, top_classes
 from experiments.tracking.logged_models import load_logged_model
 from experiments.tracking.store import resolve_tracking_uri, store_missing
@@ -40,6 +41,8 @@ keys (default):
   top_k=4                    classes printed per image
   output=text                text (the reference report's format) or json (one document)
   timing=false               print the model's load time and the images per second on stderr
+  calibrated=false           temperature-scaled probabilities: the temperature the model's
+                             run fitted on its validation split (runs:/ and models:/ only)
   mlflow.tracking_uri=null   store of runs:/ and models:/ URIs; null = $MLFLOW_TRACKING_URI,
                              else sqlite:///<cwd>/mlflow.db
 
@@ -62,6 +65,7 @@ class PredictArgs:
     top_k: int = 4
     output: str = "text"
     timing: bool = False
+    calibrated: bool = False
     mlflow: MlflowArgs = field(default_factory=MlflowArgs)
 
 
@@ -171,6 +175,50 @@ def _probabilities(model, paths: list[Path], clock: dict | None = None) -> list[
     return outcomes
 
 
+def _calibrated(outcomes: list, uri: str, tracking_uri: str) -> list:
+    """Each probability vector scaled by the temperature the model's run fitted."""
+    import mlflow
+
+    run_id = _source_run(uri, tracking_uri)
+
+    temperature = mlflow.MlflowClient(tracking_uri).get_run(run_id).data.metrics.get("temperature")
+    if temperature is None:
+        raise ConfigError(
+            "calibrated",
+            f"run {run_id} logged no temperature (no validation images, or a run from before "
+            "calibration was logged); use calibrated=false",
+        )
+    print(
+        f"probabilities calibrated: temperature {temperature:.4g}, fitted on run {run_id}'s "
+        "validation split",
+        file=sys.stderr,
+    )
+    return [
+        calibration.scaled(o[None], temperature)[0] if isinstance(o, np.ndarray) else o
+        for o in outcomes
+    ]
+
+
+def _source_run(uri: str, tracking_uri: str) -> str:
+    """The id of the training run that logged the model at ``uri``."""
+    import mlflow
+
+    if uri.startswith("runs:/"):
+        return uri.removeprefix("runs:/").split("/")[0]
+    if not uri.startswith("models:/"):
+        raise ConfigError(
+            "calibrated",
+            f"needs model=runs:/... or models:/...: the folder {uri} does not say which run "
+            "fitted its temperature",
+        )
+    client = mlflow.MlflowClient(tracking_uri)
+    name, sep, alias = uri.removeprefix("models:/").partition("@")
+    if sep:
+        return client.get_model_version_by_alias(name, alias).run_id
+    name, _, version = name.partition("/")
+    return client.get_model_version(name, version).run_id
+
+
 def _names_for(model, outcomes: list[np.ndarray | str]) -> list[str]:
     count = next((len(o) for o in outcomes if isinstance(o, np.ndarray)), 0)
     return class_names(model, count)
@@ -212,6 +260,8 @@ def _predict(argv: list[str]) -> int:
     model = load_model(cfg.model, resolve_tracking_uri(cfg.mlflow.tracking_uri))
     clock = {"load_s": time.perf_counter() - started}
     outcomes = _probabilities(model, paths, clock)
+    if cfg.calibrated:
+        outcomes = _calibrated(outcomes, cfg.model, resolve_tracking_uri(cfg.mlflow.tracking_uri))
     if cfg.timing:
         n, busy = clock["images"], clock["decode_s"] + clock["predict_s"]
         print(

@@ -8,10 +8,12 @@ custom CNN on Fashion-MNIST, all in a new MLflow experiment ``study-<date>-<time
 compared side by side at the end. Overrides apply to every run, except ``dataset.*``,
 ``backbone.*`` and ``phase.*``, which apply to the image sweep only.
 
-``seeds=N`` repeats every configuration with seeds 1 to N; the closing table then
-aggregates them (mean ± sd, min, max, and which configurations are indistinguishable from
-the best). ``mlflow.register_as=<name>`` registers the best run's model as ``<name>``,
-alias ``champion``.
+The closing comparison prints one table per evaluation set (the image folder's, and
+Fashion-MNIST's): runs scored on different images are never ranked together.
+``seeds=N`` repeats every configuration with seeds 1 to N; the closing tables then
+aggregate them (mean ± sd, min, max, and which configurations are indistinguishable from
+the best). ``mlflow.register_as=<name>`` registers the image sweep's best run's model as
+``<name>``, alias ``champion``, with a second comparison of that sweep's runs alone.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def split_backbones(overrides: list[str]) -> tuple[list[str], list[str]]:
 
 
 def commands(overrides: list[str], animals_present: bool, stamp: str) -> list[list[str]]:
-    """The three command lines of the study: image sweep, custom CNN, comparison.
+    """The command lines of the study: image sweep, custom CNN, comparison (and, with
+    ``mlflow.register_as``, the image sweep's comparison that registers its winner).
 
     Each study gets an MLflow experiment of its own (``study-<stamp>``), so its closing
     table holds its runs (two per backbone and the custom CNN's, times the seeds) and no
@@ -64,8 +67,17 @@ def commands(overrides: list[str], animals_present: bool, stamp: str) -> list[li
     shared = [o for o in overrides if not o.startswith(IMAGE_ONLY)]
     python = [sys.executable, "-m"]
     compare = [o for o in overrides if o.startswith(COMPARE_KEYS)]
-    if register is not None:
-        compare.append(f"register_as={register}")
+    python_compare = [*python, "experiments.compare", *compare, "metric=test_accuracy"]
+    register_best = []
+    if register is not None:  # a winner within one evaluation set: the image sweep's
+        register_best = [
+            [
+                *python_compare,
+                f"filter=tags.dataset = '{dataset}'",
+                f"register_as={register}",
+                "output_dir=comparison-registered",
+            ]
+        ]
     custom = [*python, "experiments", *(["-m"] if repeat else []), "backbone=custom_cnn"]
     return [
         [
@@ -79,7 +91,8 @@ def commands(overrides: list[str], animals_present: bool, stamp: str) -> list[li
             *overrides,
         ],
         [*custom, "dataset=fashion_mnist", *repeat, *shared],
-        [*python, "experiments.compare", *compare, "metric=test_accuracy"],
+        python_compare,
+        *register_best,
     ]
 
 

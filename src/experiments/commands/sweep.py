@@ -79,21 +79,20 @@ class MlflowSweepCallback(Callback):
         failed_jobs = [
             json.loads(p.read_text()) for p in sorted((sweep_dir / FAILED_DIR).glob("*.json"))
         ]
-        table = summary.rows(children, config.metric)
+        sets = summary.report(client, children, config.metric)
         problems = [
             f"job #{job['job']} ({' '.join(job['overrides'])}) failed: {job['error']}"
             for job in failed_jobs
         ]
         try:
-            summary.log_to_run(client, info["run_id"], table, config.metric, failed_jobs)
+            summary.log_to_run(client, info["run_id"], sets, config.metric, failed_jobs)
             if config.mlflow.register_as:
                 problems += summary.register_best(
-                    client, info, table, config.metric, config.mlflow.register_as
+                    client, info, sets, config.metric, config.mlflow.register_as
                 )
         finally:
             client.set_terminated(info["run_id"], "FINISHED")
-        print(summary.to_text(table, config.metric), flush=True)
-        print(summary.configurations_text(table, config.metric), flush=True)
+        print(summary.text(sets, config.metric), flush=True)
         for problem in problems:
             print(problem, flush=True)
         if problems:

@@ -62,7 +62,7 @@ def refuse_unused(
 
 def validate(cfg: DictConfig) -> None:
     """The optimizer's, trainer's and MLflow's ranges, and the run's metric and seed."""
-    o, t, m = cfg.optimizer, cfg.trainer, cfg.mlflow
+    o, t, m, c = cfg.optimizer, cfg.trainer, cfg.mlflow, cfg.cost
     stopping = t.early_stopping
     first_broken(
         [
@@ -92,5 +92,9 @@ def validate(cfg: DictConfig) -> None:
             (m.top_k >= 1, "mlflow.top_k", f"must be >= 1, got {m.top_k}"),
             (bool(m.experiment_name), "mlflow.experiment_name", "must not be empty"),
             (cfg.seed >= 0, "seed", f"must be >= 0, got {cfg.seed}"),
+            (c.warmup_calls >= 0, "cost.warmup_calls", f"must be >= 0, got {c.warmup_calls}"),
+            (c.latency_calls >= 1, "cost.latency_calls", f"must be >= 1, got {c.latency_calls}"),
+            (c.throughput_batch >= 1, "cost.throughput_batch", "must be >= 1"),
+            (c.throughput_seconds >= 0, "cost.throughput_seconds", "must be >= 0"),
         ]
     )

@@ -105,6 +105,15 @@ class MlflowConfig:
 
 
 @dataclass
+class CostConfig:
+    measure: bool = True  # log the model's size, FLOPs, latency and throughput after training
+    warmup_calls: int = 10  # untimed batch-1 calls before the timed ones
+    latency_calls: int = 50  # timed batch-1 calls: the latency is their median
+    throughput_batch: int = 64  # images per call when timing throughput
+    throughput_seconds: float = 1.0  # time batches for at least this long (and 3 calls)
+
+
+@dataclass
 class Config:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     phase: PhaseConfig = field(default_factory=PhaseConfig)
@@ -112,6 +121,7 @@ class Config:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
     seed: int = 42
     metric: str = "val_accuracy"  # what the main function returns to sweepers
 

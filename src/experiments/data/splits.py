@@ -48,6 +48,19 @@ class Splits:
         digest.update(np.asarray(y, np.int64).tobytes())
         return digest.hexdigest()
 
+    def digest(self, part: str) -> str:
+        """Which images and labels ``part`` holds, in order: equal digests, the same set.
+
+        Runs scored on sets with the same digest can be compared image by image.
+        """
+        found = self.fingerprint(part)
+        if found is not None:
+            return found
+        x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
+        digest = hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=8)
+        digest.update(np.asarray(y, np.int64).tobytes())
+        return digest.hexdigest()
+
 
 def limit_training(splits: Splits, limit: int | None, val_split: float, seed: int) -> Splits:
     """``dataset.limit``: at most ``limit`` training images, validation in proportion (seeded).

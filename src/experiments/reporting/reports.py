@@ -9,6 +9,8 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from experiments.reporting import calibration  # noqa: E402
+
 
 def stage_starts(stages: list[str]) -> dict[str, int]:
     """``["warmup@0", "finetune@2"]`` as ``{"warmup": 0, "finetune": 2}``."""
@@ -73,28 +75,36 @@ def prediction_grid(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, c
     return fig
 
 
-def accuracy_bars(names: list[str], values: list[float]):
-    """Test accuracy per run, one horizontal bar each, best at the top."""
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.2))
-    order = np.argsort(values)
-    ax.barh([names[i] for i in order], [values[i] for i in order], color="tab:blue")
-    for y, i in enumerate(order):
-        ax.text(values[i], y, f" {values[i]:.2%}", va="center", fontsize=8)
-    ax.set_xlim(0, 1.1)
-    ax.set_xlabel("test accuracy")
+def accuracy_bars(panels: list[tuple[str, list[str], list[float]]]):
+    """Test accuracy per run, one horizontal bar each, best at the top; one panel per
+    evaluation set, titled with it (accuracies of different sets are never one chart)."""
+    heights = [0.45 * len(names) + 1.2 for _, names, _ in panels]
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(8, sum(heights)), squeeze=False, height_ratios=heights
+    )
+    for ax, (title, names, values) in zip(axes[:, 0], panels, strict=True):
+        order = np.argsort(values)
+        ax.barh([names[i] for i in order], [values[i] for i in order], color="tab:blue")
+        for y, i in enumerate(order):
+            ax.text(values[i], y, f" {values[i]:.2%}", va="center", fontsize=8)
+        ax.set_xlim(0, 1.1)
+        ax.set_xlabel("test accuracy")
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def overlaid_curves(curves: dict[str, list[float]], metric: str):
-    """One line per run of ``metric`` by epoch, all on the same axes."""
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name, values in curves.items():
-        ax.plot(np.arange(len(values)), values, "-o", markersize=3, label=name)
-    ax.set_xlabel("epoch (step)")
-    ax.set_ylabel(metric)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+def overlaid_curves(panels: list[tuple[str, dict[str, list[float]]]], metric: str):
+    """One line per run of ``metric`` by epoch; one panel per evaluation set."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 5 * len(panels)), squeeze=False)
+    for ax, (title, curves) in zip(axes[:, 0], panels, strict=True):
+        for name, values in curves.items():
+            ax.plot(np.arange(len(values)), values, "-o", markersize=3, label=name)
+        ax.set_xlabel("epoch (step)")
+        ax.set_ylabel(metric)
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -136,3 +146,37 @@ def per_class_scores(matrix: np.ndarray, class_names) -> dict[str, list]:
         "f1": [round(float(v), 4) for v in f1],
         "support": [int(v) for v in actual],
     }
+
+
+def reliability_figure(probs: np.ndarray, labels: np.ndarray, calibrated: np.ndarray):
+    """Accuracy against confidence per bin, before and after temperature scaling.
+
+    A calibrated model's bars follow the diagonal; bars below it are overconfident.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
+    edges = np.linspace(0, 1, calibration.BINS + 1)
+    for ax, p, title in zip(
+        axes, (probs, calibrated), ("as trained", "temperature-scaled"), strict=True
+    ):
+        _, accuracy, counts = calibration.reliability(p, labels)
+        filled = counts > 0
+        ax.bar(
+            edges[:-1][filled],
+            accuracy[filled],
+            width=1 / calibration.BINS,
+            align="edge",
+            edgecolor="black",
+            color="tab:blue",
+            alpha=0.8,
+            label="accuracy",
+        )
+        ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (top probability)")
+        ax.set_title(f"{title}: ECE {calibration.ece(p, labels):.3f}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig

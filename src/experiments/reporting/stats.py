@@ -6,11 +6,15 @@
 - Two configurations trained with the same seeds are compared by a paired t-test on the
   per-seed differences: the seed fixes the split, the initial weights and the order of
   the batches, so pairing removes what the seed alone explains.
-- With fewer than two shared seeds there is nothing to pair: the two accuracies are then
-  compared by a two-proportion z-test on their test counts. It ignores that both models
-  saw the same images, which makes it conservative (slower to call a difference).
+- Two single runs scored on the same images are compared image by image: McNemar's exact
+  test counts the images only one of them got right, and asks whether the split of those
+  discordant pairs could be a fair coin's (Dietterich 1998). Both runs saw the same
+  images, so a test for independent samples would be wrong.
+- Several configurations tested against the best are several tests: their p-values are
+  adjusted by Holm's step-down method, which keeps the chance of any false "worse"
+  below 5% whatever the number of configurations.
 
-"Indistinguishable from the best" means the test's two-sided p-value is at least 0.05.
+"Indistinguishable from the best" means the adjusted two-sided p-value is at least 0.05.
 """
 
 from __future__ import annotations
@@ -63,12 +67,29 @@ def paired_p_value(a: dict[int, float], b: dict[int, float]) -> float | None:
     return float(2 * stats.t.sf(abs(t), df=len(differences) - 1))
 
 
-def two_proportion_p_value(p1: float, n1: int, p2: float, n2: int) -> float | None:
-    """Two-sided p-value of a z-test that two proportions measured on n1 and n2 items differ."""
-    if n1 <= 0 or n2 <= 0:
-        return None
-    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    if se == 0:
-        return 1.0 if p1 == p2 else 0.0
-    return math.erfc(abs(p1 - p2) / se / math.sqrt(2))
+def mcnemar_p_value(correct_a, correct_b) -> float:
+    """Two-sided p-value of McNemar's exact test on two runs' right/wrong per image.
+
+    ``correct_a`` and ``correct_b`` are booleans over the same images, in the same order.
+    Only the discordant images count: under "equally accurate", the ones only ``a`` got
+    right follow Binomial(discordant, 1/2).
+    """
+    only_a = sum(bool(a) and not bool(b) for a, b in zip(correct_a, correct_b, strict=True))
+    only_b = sum(bool(b) and not bool(a) for a, b in zip(correct_a, correct_b, strict=True))
+    if only_a + only_b == 0:
+        return 1.0
+    from scipy import stats
+
+    return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of ``p_values`` (None stays None: no test)."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(tested)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))  # never below an earlier one
+        adjusted[i] = running
+    return adjusted

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,9 @@ from omegaconf import OmegaConf
 
 from experiments.config.schema import flatten
 from experiments.data import stream
-from experiments.reporting import ranking
-from experiments.tracking import logged_models, outbox, store
-from experiments.training import best_epoch, resume
+from experiments.reporting import calibration, ranking
+from experiments.tracking import logged_models, outbox, predictions, store
+from experiments.training import best_epoch, cost, resume
 from experiments.uris import redact
 
 log = logging.getLogger(__name__)
@@ -85,23 +86,49 @@ def stage_tags(sender, stage_list: list[str], tracker) -> None:
     sender.send("tags", lambda: mlflow.set_tags(tags), outbox.keep_json("tags.json", tags))
 
 
-def results(cfg, data, model, trained, sender) -> dict:
-    """Test the model; log the test metrics at its step, the reports and the model itself."""
+def results(cfg, data, model, trained, sender, runtime: dict) -> dict:
+    """Test the model; log its test metrics, calibration and cost at its step, the per-image
+    predictions, the reports and the model itself.
+
+    One pass over each split gives everything: the test loss and accuracy are computed from
+    the predicted probabilities, as Keras' ``evaluate`` would (the same clipped
+    cross-entropy), so no second pass over the test set runs.
+    """
+    from experiments.reporting import reports  # imports matplotlib: not for --help
+
     batch = stream.inference_batch(cfg.trainer.batch_size)
-    test = stream.evaluate(model, data.x_test, data.y_test, batch)
-    probs = stream.predict(model, data.x_test, batch)
-    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    metrics = {
-        "test_loss": float(test["loss"]),
-        "test_accuracy": float(test["accuracy"]),
-        "train_time_s": trained.seconds,
-        "total_params": model.count_params(),
-        "trainable_params": trainable,
-        **best_epoch.selection_metrics(trained.history, trained.tracker),
+    probs = np.asarray(stream.predict(model, data.x_test, batch), np.float32)
+    val_probs = np.asarray(stream.predict(model, data.x_val, batch), np.float32)
+    test = {
+        "loss": calibration.nll(probs, data.y_test),
+        "accuracy": float(np.mean(probs.argmax(axis=1) == data.y_test)),
     }
+    metrics = {
+        "test_loss": test["loss"],
+        "test_accuracy": test["accuracy"],
+        "train_time_s": trained.seconds,
+        "epoch_time_mean_s": trained.seconds / max(1, trained.epochs_run),
+        "total_params": model.count_params(),
+        "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        **best_epoch.selection_metrics(trained.history, trained.tracker),
+        **_calibration(probs, data.y_test, val_probs, data.y_val),
+    }
+    if cfg.cost.measure:
+        threads, policy = runtime["runtime.threads"], runtime["runtime.precision"]
+        cost_metrics, tags = cost.measure(model, cfg.cost, threads, policy)
+        metrics.update(cost_metrics)
+        sender.send("tags", lambda: _set_tags(tags), outbox.keep_json("tags.json", tags))
     # At the model's step: MLflow shows them with the model.
     sender.metrics(metrics, step=trained.step)
+    for part, labels, p in (("test", data.y_test, probs), ("val", data.y_val, val_probs)):
+        _log_predictions(sender, part, predictions.arrays(labels, p, data.digest(part)))
     _log_reports(cfg, data, probs, trained.history, sender, trained.stages)
+    temperature = metrics.get("temperature", 1.0)
+    _log_figure(
+        sender,
+        reports.reliability_figure(probs, data.y_test, calibration.scaled(probs, temperature)),
+        "plots/reliability.png",
+    )
     if cfg.mlflow.log_model:
         sender.send(
             "the model (model.keras)",
@@ -109,6 +136,41 @@ def results(cfg, data, model, trained, sender) -> dict:
             lambda folder: model.save(folder / "model.keras"),
         )
     return test
+
+
+def _set_tags(tags: dict) -> None:
+    import mlflow
+
+    mlflow.set_tags(tags)
+
+
+def _calibration(probs, labels, val_probs, val_labels) -> dict[str, float]:
+    """ECE, NLL and Brier score on the test set; the temperature fitted on validation and
+    the test scores once scaled by it (with no validation images: T = 1, not fitted)."""
+    scores = calibration.scores(probs, labels)
+    if len(val_labels) == 0:
+        return scores
+    temperature = calibration.fit_temperature(val_probs, val_labels)
+    calibrated = calibration.scaled(probs, temperature)
+    return {
+        **scores,
+        "temperature": temperature,
+        "test_ece_calibrated": calibration.ece(calibrated, labels),
+        "test_nll_calibrated": calibration.nll(calibrated, labels),
+    }
+
+
+def _log_predictions(sender, part: str, content: dict) -> None:
+    import mlflow
+
+    def call() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{part}.npz"
+            predictions.write(path, content)
+            mlflow.log_artifact(str(path), predictions.FOLDER)
+
+    where = f"{predictions.FOLDER}/{part}.npz"
+    sender.send(where, call, outbox.keep_file(where, lambda p: predictions.write(p, content)))
 
 
 def _log_reports(cfg, data, probs: np.ndarray, history: dict, sender, stages: list[str]) -> None:

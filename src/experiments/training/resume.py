@@ -1,7 +1,7 @@
 """``trainer.resume=<run_id>``: continue an interrupted run from its last checkpoint.
 
 The run keeps its configuration (read back from its ``config.yaml`` artifact); only
-``trainer.*`` and ``mlflow.*`` settings given on the command line may change, e.g.
+``trainer.*``, ``mlflow.*`` and ``cost.*`` settings given on the command line may change, e.g.
 ``trainer.epochs`` to train longer. Training continues in the same MLflow run, on the
 same step axis, from the checkpoint in ``checkpoints/<run_id>/`` (or the one logged as
 the run's artifact when that folder is gone).
@@ -25,7 +25,7 @@ from experiments.training.best_epoch import BEST_STATE
 log = logging.getLogger(__name__)
 
 KEY = "trainer.resume"
-CHANGEABLE = ("trainer.", "mlflow.")  # what a resumed run may change
+CHANGEABLE = ("trainer.", "mlflow.", "cost.")  # what a resumed run may change
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
@@ -90,7 +90,7 @@ def _merge(cfg: DictConfig, logged: DictConfig, overrides: list[str], run_id: st
         key = override.lstrip("+~").split("=", 1)[0]
         if key.startswith("hydra.") or key == KEY:
             continue
-        if key.startswith(CHANGEABLE) or key in ("trainer", "mlflow"):
+        if key.startswith(CHANGEABLE) or key in ("trainer", "mlflow", "cost"):
             OmegaConf.update(resumed, key, OmegaConf.select(cfg, key), merge=False)
             continue
         path = f"{key}.name" if "." not in key else key
@@ -99,7 +99,7 @@ def _merge(cfg: DictConfig, logged: DictConfig, overrides: list[str], run_id: st
             raise ConfigError(
                 KEY,
                 f"run {run_id} was trained with {path}={had}, this command asks for {wanted}; "
-                "a resumed run keeps its configuration (only trainer.* and mlflow.* may change)",
+                "a resumed run keeps its configuration (only trainer.*, mlflow.* and cost.* may change)",
             )
     resumed.trainer.resume = run_id
     resumed.mlflow.tracking_uri = cfg.mlflow.tracking_uri  # the logged one is redacted

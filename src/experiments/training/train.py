@@ -58,7 +58,7 @@ def run(cfg: DictConfig) -> float:
             record.inputs(cfg, data, runtime, mlflow_run.outbox, resuming)
             with hardware.scope(placement.strategy):
                 trained = _train(cfg, data, phase_module, model, mlflow_run, resuming)
-                test = record.results(cfg, data, model, trained, mlflow_run.outbox)
+                test = record.results(cfg, data, model, trained, mlflow_run.outbox, runtime)
     finally:
         _free_graph()
     log.info("test_accuracy=%.4f test_loss=%.4f", test["accuracy"], test["loss"])
@@ -74,6 +74,7 @@ class Trained:
     stages: list[str]  # "stage@first_step", in order
     seconds: float  # training time, without the test
     step: int  # the epoch the model's weights are from
+    epochs_run: int  # epochs trained by this process (a resumed run's later ones)
 
 
 def _train(cfg, data, phase_module, model, mlflow_run: OpenRun, resuming) -> Trained:
@@ -84,6 +85,7 @@ def _train(cfg, data, phase_module, model, mlflow_run: OpenRun, resuming) -> Tra
     epochs: list[dict] = resuming.epochs if resuming else []  # the whole run's, by step
     sender = mlflow_run.outbox
     factory = callbacks.StageCallbacks(stages, folder, model, sender, tracker, epochs, cfg.trainer)
+    before = len(epochs)
     started = time.perf_counter()
     phase_module.train(model, cfg, data, factory, resumed=resuming.state if resuming else None)
     seconds = time.perf_counter() - started
@@ -93,7 +95,7 @@ def _train(cfg, data, phase_module, model, mlflow_run: OpenRun, resuming) -> Tra
     record.stage_tags(sender, stages, tracker)
     log.info("Trained in %.1f s", seconds)
     step = best_epoch.model_step(model, tracker, history, folder, cfg.trainer.restore_best)
-    return Trained(history, tracker, stages, seconds, step)
+    return Trained(history, tracker, stages, seconds, step, len(epochs) - before)
 
 
 def _warn_if_the_frozen_base_is_random(cfg) -> None:
@@ -144,6 +146,9 @@ def _identity(cfg, uri: str, experiment_id: str, data, resuming) -> dict:
         "phase": cfg.phase.name,
         "dataset": cfg.dataset.name,
         "data.skipped_files": str(data.skipped),
+        # Which images the run was scored on: equal digests, comparable image by image.
+        "data.test_digest": data.digest("test"),
+        "data.val_digest": data.digest("val"),
         **provenance.tags(),
         **sweeps.parent_tag(uri, parent),
     }
