@@ -79,7 +79,7 @@ def test_table_rows_match_mlflow(workdir, three_store, three_runs):
         assert f"{run.data.metrics['test_accuracy']:.4f}" in text_line
         assert f"({row['run_id'][:8]})" in text_line  # names repeat; the id tells them apart
         # What the model costs, measured once per run, and where.
-        for cost in ("latency_ms", "size_mb", "flops", "throughput_ips", "test_ece"):
+        for cost in ("latency_ms", "size_mb", "macs", "throughput_ips", "test_ece"):
             assert (
                 float(row[cost]) == pytest.approx(run.data.metrics[cost]) and float(row[cost]) > 0
             )

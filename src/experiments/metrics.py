@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-LOWER_IS_BETTER = ("loss", "nll", "ece", "brier", "latency", "size_mb", "flops", "time_s")
+LOWER_IS_BETTER = ("loss", "nll", "ece", "brier", "latency", "size_mb", "macs", "time_s")
 
 
 def lower_is_better(metric: str) -> bool:

@@ -13,7 +13,7 @@ from experiments.metrics import lower_is_better, sort_key
 from experiments.reporting import labels, pareto, stats
 
 AGGREGATED = ("test_accuracy", "best_val_accuracy")  # shown for every configuration
-COSTS = ("latency_ms", "size_mb", "flops", "throughput_ips", "epoch_time_mean_s", "test_ece")
+COSTS = ("latency_ms", "size_mb", "macs", "throughput_ips", "epoch_time_mean_s", "test_ece")
 SMALL_SET = 100  # below this many images, an accuracy ranks by the low end of its interval
 
 
@@ -156,19 +156,19 @@ def to_text(groups: list[dict], metric: str) -> str:
     headers = ["configuration", "n"]
     for name in names:
         headers += [f"{name.replace('accuracy', 'acc')} mean ± sd", "min", "max"]
-    headers += ["95% CI", "latency_ms", "size_MB", "MFLOPs", "ece", "front", "p vs best", "vs best"]
+    headers += ["95% CI", "latency_ms", "size_MB", "MMACs", "ece", "front", "p vs best", "vs best"]
     cells = []
     for group in groups:
         row = [group["label"], str(len(group["runs"]))]
         for name in names:
             row += _cell(group[name])
         low_high = group["interval"]
-        flops = group["flops"]
+        macs = group["macs"]
         row += [
             "-" if low_high is None else f"[{low_high[0]:.4f}, {low_high[1]:.4f}]",
             _cost(group["latency_ms"]),
             _cost(group["size_mb"]),
-            "-" if flops is None else f"{flops.mean / 1e6:.1f}",
+            "-" if macs is None else f"{macs.mean / 1e6:.1f}",
             _cost(group["test_ece"], 4),
             ",".join(group["fronts"]) or "-",
             "-" if group["p_value"] is None else f"{group['p_value']:.3f}",
@@ -204,7 +204,7 @@ def notes_for(groups: list[dict]) -> list[str]:
             lines.append(f"?: {group['label']}: not tested ({group['method']}).")
     lines.append(
         "front: on the accuracy–latency (latency) or accuracy–size (size) Pareto front; "
-        "latency at batch 1, median of 50 calls; MFLOPs per image."
+        "latency at batch 1, median of 50 calls; MMACs: millions of multiply-adds per image."
     )
     if key.endswith("accuracy") and size is not None and size < SMALL_SET:
         lines.append(

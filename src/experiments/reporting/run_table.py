@@ -1,7 +1,7 @@
 """One row per run: what MLflow holds for it, as a terminal table, Markdown and CSV.
 
 Each row carries its test accuracy with a 95% interval from its test-set size, its cost
-(latency, size, FLOPs) and calibration, and the key of its evaluation set.
+(latency, size, multiply-adds) and calibration, and the key of its evaluation set.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ COLUMNS = [
     ("latency_ms_q3", "metric.latency_ms_q3"),
     ("throughput_ips", "metric.throughput_ips"),
     ("size_mb", "metric.size_mb"),
-    ("flops", "metric.flops"),
+    ("macs", "metric.macs"),
     ("epoch_time_mean_s", "metric.epoch_time_mean_s"),
     ("test_ece", "metric.test_ece"),
     ("test_nll", "metric.test_nll"),

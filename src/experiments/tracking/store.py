@@ -174,11 +174,23 @@ def default_tags(tags: dict[str, str]) -> dict[str, str]:
     return resolve_tags(tags)
 
 
-def ui_command(uri: str) -> str:
-    """The command that browses ``uri``'s runs, bound to the loopback interface."""
+# MLflow 3.17's UI opens every experiment in its GenAI view (traces, "No data") unless the
+# address asks for the model-training one; the experimentKind tag alone no longer does.
+TRAINING_VIEW = "workflowType=machine_learning"
+UI_ADDRESS = "http://127.0.0.1:5000"
+
+
+def experiment_url(base: str, experiment_id: str) -> str:
+    """The address of the experiment's page in MLflow's UI, on its training runs."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}?{TRAINING_VIEW}"
+
+
+def ui_command(uri: str, experiment_id: str) -> str:
+    """How to browse ``uri``'s runs: the UI bound to the loopback interface, and the page."""
     if sqlite_path(uri) is not None:
-        return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
-    return f"open {uri} in a browser"
+        page = experiment_url(UI_ADDRESS, experiment_id)
+        return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000, then open {page}"
+    return f"open {experiment_url(uri, experiment_id)} in a browser"
 
 
 def log_inputs(name: str, data, attempts: int = 5) -> None:

@@ -1,4 +1,4 @@
-"""What a trained model costs to run: parameters, file size, FLOPs, latency and throughput.
+"""What a trained model costs to run: parameters, file size, multiply-adds, latency, throughput.
 
 The protocol, the same for every run (``conf/cost/default.yaml`` holds its numbers):
 
@@ -8,8 +8,8 @@ The protocol, the same for every run (``conf/cost/default.yaml`` holds its numbe
   as their median and interquartile range in milliseconds;
 - throughput: one warm-up call at batch ``throughput_batch``, then timed calls until at
   least 3 calls and ``throughput_seconds`` have passed, in images per second;
-- FLOPs per image: TensorFlow's profiler on the frozen graph at batch 1, where one
-  multiply-add counts as two floating-point operations;
+- multiply-adds per image (MACs): counted from the shapes of the convolution and dense
+  layers, which hold nearly all of a CNN's arithmetic (twice this is its FLOPs);
 - size: the ``.keras`` file the run logs, in MB (10^6 bytes).
 
 A latency means nothing without its machine: the CPU, the thread count and the precision
@@ -18,7 +18,6 @@ are tags of the run.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 from pathlib import Path
@@ -27,15 +26,10 @@ import numpy as np
 
 from experiments.training import precision
 
-log = logging.getLogger(__name__)
-
 
 def measure(model, cfg_cost, threads: int, policy: str) -> tuple[dict, dict]:
     """The run's cost metrics and the tags that say where they were measured."""
-    metrics = {"size_mb": _size_mb(model)}
-    flops = _flops(model)
-    if flops is not None:
-        metrics["flops"] = flops
+    metrics = {"size_mb": _size_mb(model), "macs": macs(model)}
     metrics.update(timings(model, cfg_cost))
     tags = {"cost.cpu": precision.describe_cpu(), "cost.threads": str(threads)}
     tags["cost.precision"] = policy
@@ -82,32 +76,39 @@ def _size_mb(model) -> float:
         return path.stat().st_size / 1e6
 
 
-def _flops(model) -> int | None:
-    """Floating-point operations of one image's forward pass; None if TensorFlow cannot say."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2_as_graph,
-    )
+def macs(model) -> int:
+    """Multiply-adds of one image's forward pass through the convolution and dense layers,
+    counted from their shapes (nested models included); other layers add a few percent."""
+    return sum(_layer_macs(layer) for layer in _leaves(model))
 
-    profiler = tf.compat.v1.profiler
-    spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32)
-    tf_log = logging.getLogger("tensorflow")
-    level = tf_log.level
-    tf_log.setLevel(logging.ERROR)  # the profiler's v1 deprecation notes
+
+def _leaves(layer):
+    inner = getattr(layer, "layers", None)
+    if not inner:
+        yield layer
+        return
+    for child in inner:
+        yield from _leaves(child)
+
+
+def _layer_macs(layer) -> int:
+    import keras
+
     try:
-        concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-        _, graph_def = convert_variables_to_constants_v2_as_graph(concrete)
-        with tf.Graph().as_default() as graph:
-            tf.graph_util.import_graph_def(graph_def, name="")
-            options = profiler.ProfileOptionBuilder(
-                profiler.ProfileOptionBuilder.float_operation()
-            ).with_empty_output()
-            info = profiler.profile(
-                graph=graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op", options=options.build()
-            )
-        return int(info.total_float_ops)
-    except Exception as exc:  # noqa: BLE001  a cost is a nice-to-have; the run is not
-        log.warning("FLOPs not counted: %s", str(exc).splitlines()[0] if str(exc) else exc)
-        return None
-    finally:
-        tf_log.setLevel(level)
+        inputs, outputs = layer.input.shape, layer.output.shape
+    except (AttributeError, ValueError):  # not called in a graph: nothing to count
+        return 0
+    per_position = int(np.prod(outputs[1:-1]))  # output positions (1 for a flat Dense)
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        kh, kw = layer.kernel_size
+        depthwise = int(np.prod(outputs[1:-1])) * inputs[-1] * layer.depth_multiplier * kh * kw
+        return depthwise + per_position * inputs[-1] * layer.depth_multiplier * outputs[-1]
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        kh, kw = layer.kernel_size
+        return per_position * outputs[-1] * kh * kw
+    if isinstance(layer, keras.layers.Conv2D):
+        kh, kw = layer.kernel_size
+        return per_position * outputs[-1] * kh * kw * inputs[-1] // layer.groups
+    if isinstance(layer, keras.layers.Dense):
+        return per_position * inputs[-1] * outputs[-1]
+    return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -115,8 +116,9 @@ def results(cfg, data, model, trained, sender, runtime: dict) -> dict:
     }
     if cfg.cost.measure:
         threads, policy = runtime["runtime.threads"], runtime["runtime.precision"]
+        begun = time.perf_counter()
         cost_metrics, tags = cost.measure(model, cfg.cost, threads, policy)
-        metrics.update(cost_metrics)
+        metrics.update(cost_metrics, cost_time_s=time.perf_counter() - begun)  # its own price
         sender.send("tags", lambda: _set_tags(tags), outbox.keep_json("tags.json", tags))
     # At the model's step: MLflow shows them with the model.
     sender.metrics(metrics, step=trained.step)

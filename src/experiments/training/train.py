@@ -63,7 +63,7 @@ def run(cfg: DictConfig) -> float:
         _free_graph()
     log.info("test_accuracy=%.4f test_loss=%.4f", test["accuracy"], test["loss"])
     log.info("Run %s FINISHED; artifacts in %s", mlflow_run.id, mlflow_run.artifact_uri)
-    log.info("Browse the runs with: %s", store.ui_command(uris.redact(uri)))
+    log.info("Browse the runs with: %s", store.ui_command(uris.redact(uri), experiment_id))
     return _best(trained.history, test, cfg.metric)
 
 
