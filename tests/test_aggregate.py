@@ -302,3 +302,6 @@ def test_pareto_front_keeps_the_configurations_nothing_beats_on_both():
     # (accuracy, latency): c is slower and less accurate than a; d ties a on both.
     points = [(0.90, 10.0), (0.95, 40.0), (0.85, 20.0), (0.90, 10.0), None, (0.80, 1.0)]
     assert pareto.front(points) == [True, True, False, True, False, True]
+    # The same network timed twice, 5% apart, is not a faster option: the noise is a tie.
+    assert pareto.front([(0.82, 0.70), (0.81, 0.665)]) == [True, False]
+    assert pareto.front([(0.82, 0.70), (0.81, 0.50)]) == [True, True]

@@ -41,3 +41,17 @@ def test_the_latency_protocol_reports_a_median_inside_its_quartiles():
     found = cost.timings(model, protocol)
     assert 0 < found["latency_ms_q1"] <= found["latency_ms"] <= found["latency_ms_q3"]
     assert found["throughput_ips"] > 0
+
+
+def test_size_is_what_serving_needs_whatever_the_optimizer_holds():
+    import keras
+    import numpy as np
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(300)]
+    )
+    before = cost._size_mb(model)
+    assert (64 + 1) * 300 * 4 / 1e6 < before < 0.1  # float32 weights and biases, headers
+    model.compile("adam", "mse")
+    model.fit(np.zeros((4, 8, 8, 1)), np.zeros((4, 300)), verbose=0)  # Adam: two moments each
+    assert cost._size_mb(model) == pytest.approx(before, rel=0.01)

@@ -2,7 +2,8 @@
 
 A configuration is on the accuracy–latency front when no other one of its table is at
 least as accurate and at least as fast, and strictly better in one of the two; the same
-for accuracy–size. The scatter plot draws each configuration's accuracy, with its 95%
+for accuracy–size. Costs within 10% of each other count as equal (``TOLERANCE``).
+The scatter plot draws each configuration's accuracy, with its 95%
 interval, against its latency on a log axis, and the front as a step line.
 """
 
@@ -11,24 +12,34 @@ from __future__ import annotations
 COSTS = {"latency": "latency_ms", "size": "size_mb"}  # front name: the cost metric it uses
 
 
+# Two costs within 10% of each other are the same cost: two runs of the latency protocol
+# on one quiet machine agree that closely, and the same network measured twice must not
+# split into a "fast" and a "slow" one.
+TOLERANCE = 0.10
+
+
 def front(points: list[tuple[float, float] | None]) -> list[bool]:
-    """Which ``(accuracy, cost)`` points no other point dominates (None: not on any front)."""
+    """Which ``(accuracy, cost)`` points no other point dominates (None: not on any front).
+
+    Another point dominates when it is at least as accurate and not dearer (beyond
+    ``TOLERANCE``), and better in one of the two: more accurate, or cheaper beyond it.
+    """
     on = []
     for i, point in enumerate(points):
         if point is None:
             on.append(False)
             continue
-        accuracy, cost = point
-        dominated = any(
-            other is not None
-            and j != i
-            and other[0] >= accuracy
-            and other[1] <= cost
-            and (other[0] > accuracy or other[1] < cost)
-            for j, other in enumerate(points)
+        on.append(
+            not any(_dominates(other, point) for j, other in enumerate(points) if j != i and other)
         )
-        on.append(not dominated)
     return on
+
+
+def _dominates(other: tuple[float, float], point: tuple[float, float]) -> bool:
+    accuracy, cost = point
+    not_dearer = other[1] <= cost * (1 + TOLERANCE)
+    cheaper = other[1] * (1 + TOLERANCE) < cost
+    return other[0] >= accuracy and not_dearer and (other[0] > accuracy or cheaper)
 
 
 def mark(groups: list[dict], accuracy_key: str) -> None:

@@ -177,7 +177,8 @@ def to_text(table: list[dict], metric: str) -> str:
     """A fixed-width table of the runs of one evaluation set, for the terminal."""
     headers = [header for _, header in TEXT_COLUMNS]
     cells = [[_text_cell(row, key) for key, _ in TEXT_COLUMNS] for row in table]
-    return f"{len(table)} runs, best first by {metric}:\n" + aggregate.fixed_width(headers, cells)
+    runs = f"{len(table)} run" + ("" if len(table) == 1 else "s")
+    return f"{runs}, best first by {metric}:\n" + aggregate.fixed_width(headers, cells)
 
 
 def to_markdown(table: list[dict]) -> str:

@@ -99,7 +99,8 @@ def _merge(cfg: DictConfig, logged: DictConfig, overrides: list[str], run_id: st
             raise ConfigError(
                 KEY,
                 f"run {run_id} was trained with {path}={had}, this command asks for {wanted}; "
-                "a resumed run keeps its configuration (only trainer.*, mlflow.* and cost.* may change)",
+                "a resumed run keeps its configuration "
+                "(only trainer.*, mlflow.* and cost.* may change)",
             )
     resumed.trainer.resume = run_id
     resumed.mlflow.tracking_uri = cfg.mlflow.tracking_uri  # the logged one is redacted
