@@ -10,7 +10,7 @@ The protocol, the same for every run (``conf/cost/default.yaml`` holds its numbe
   least 3 calls and ``throughput_seconds`` have passed, in images per second;
 - multiply-adds per image (MACs): counted from the shapes of the convolution and dense
   layers, which hold nearly all of a CNN's arithmetic (twice this is its FLOPs);
-- size: the weights file and the architecture, without the optimizer's state, in MB
+- size: the weights as stored and the architecture, without the optimizer's state, in MB
   (10^6 bytes): what serving the model needs.
 
 A latency means nothing without its machine: the CPU, the thread count and the precision
@@ -19,9 +19,7 @@ are tags of the run.
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -71,16 +69,14 @@ def timings(model, cfg_cost) -> dict[str, float]:
 
 
 def _size_mb(model) -> float:
-    """What shipping the model takes: its weights file and its architecture, in MB.
+    """What shipping the model takes: its weights as stored and its architecture, in MB.
 
-    The run's ``.keras`` file also holds the optimizer's state (twice the trainable weights
-    for Adam), which a served model never needs: a fine-tuned network would otherwise read
-    three times the size of the same network trained as a head.
+    Keras' files of a trained model also hold the optimizer's state (twice the trainable
+    weights for Adam), which a served model never needs: a fine-tuned network would
+    otherwise read three times the size of the same network trained as a head.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.weights.h5"
-        model.save_weights(path)
-        return (path.stat().st_size + len(model.to_json().encode())) / 1e6
+    weights = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
+    return (weights + len(model.to_json().encode())) / 1e6
 
 
 def macs(model) -> int:
