@@ -18,6 +18,7 @@ QUICK = [
     "dataset.per_class=8",
     "trainer.epochs=1",
     "trainer.verbose=0",
+    "cost=quick",
     "mlflow.samples=0",
     "mlflow.log_model=false",
     "trainer.checkpoints=false",
