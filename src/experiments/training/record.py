@@ -99,7 +99,9 @@ def results(cfg, data, model, trained, sender, runtime: dict) -> dict:
 
     batch = stream.inference_batch(cfg.trainer.batch_size)
     probs = np.asarray(stream.predict(model, data.x_test, batch), np.float32)
-    val_probs = np.asarray(stream.predict(model, data.x_val, batch), np.float32)
+    val_probs = np.zeros((0, data.num_classes), np.float32)
+    if len(data.x_val):
+        val_probs = np.asarray(stream.predict(model, data.x_val, batch), np.float32)
     test = {
         "loss": calibration.nll(probs, data.y_test),
         "accuracy": float(np.mean(probs.argmax(axis=1) == data.y_test)),
