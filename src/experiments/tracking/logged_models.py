@@ -51,7 +51,7 @@ def register_champion(uri: str, run_id: str, name: str, key: str) -> int:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    client = mlflow.MlflowClient(uri)
+    client = mlflow.MlflowClient(uri, registry_uri=uri)  # not a registry another caller set
     if not _logged_model(client, run_id):
         raise ConfigError(key, f"the best run {run_id} logged no model (mlflow.log_model=false)")
     mlflow.set_tracking_uri(uri)
