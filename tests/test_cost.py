@@ -21,6 +21,12 @@ def test_multiply_adds_are_counted_from_the_layers_shapes():
         ]
     )
     assert cost.macs(small) == 26 * 26 * 8 * 9 + 24 * 24 * (8 * 9 + 8 * 4) + 24 * 24 * 4 * 10
+
+
+@pytest.mark.slow  # builds MobileNet at 224 px
+def test_multiply_adds_match_the_published_count_through_a_nested_model():
+    import keras
+
     # The published count, through a nested application model: MobileNet at 224 px has
     # 569 million multiply-adds (Howard et al. 2017, table 8).
     base = keras.applications.MobileNet(weights=None, input_shape=(224, 224, 3))

@@ -199,6 +199,7 @@ def test_help_is_quick_and_lists_the_keys(logged):
     assert time.monotonic() - start < 15  # no TensorFlow, no MLflow: about half a second
 
 
+@pytest.mark.slow  # a registry and four commands: the whole suite checks it
 def test_calibrated_probabilities_use_the_temperature_the_run_fitted(logged):
     import mlflow
 
