@@ -44,7 +44,8 @@ def _artifact_location(uri: str, experiment_name: str) -> str | None:
     return (db.parent / "mlruns" / slug).as_uri()
 
 
-# MLflow 3's UI opens an experiment in its GenAI view unless this tag says it trains models.
+# MLflow 3's earlier UIs choose an experiment's view by this tag (3.17's reads the address:
+# see experiment_url below); it also tells any reader that these runs train models.
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
