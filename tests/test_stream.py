@@ -71,10 +71,7 @@ def test_every_pass_holds_every_sample_once_in_a_new_seeded_order(data):
     assert np.array_equal(ordered, x)
 
 
-def test_evaluate_and_predict_match_keras_on_the_arrays(data):
-    x, y = data
+def test_predict_matches_keras_on_the_arrays(data):
+    x, _ = data
     model = tiny_model(steps_per_execution=4)
-    ours = stream.evaluate(model, x, y, 16)
-    keras_own = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
-    assert ours == pytest.approx(keras_own)
     np.testing.assert_allclose(stream.predict(model, x, 16), model.predict(x, verbose=0), rtol=1e-6)

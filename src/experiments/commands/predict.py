@@ -180,7 +180,6 @@ def _calibrated(outcomes: list, uri: str, tracking_uri: str) -> list:
     import mlflow
 
     run_id = _source_run(uri, tracking_uri)
-
     temperature = mlflow.MlflowClient(tracking_uri).get_run(run_id).data.metrics.get("temperature")
     if temperature is None:
         raise ConfigError(
@@ -256,12 +255,13 @@ def _predict(argv: list[str]) -> int:
 
     paths = list_inputs(cfg.inputs)
     quiet.import_tensorflow()  # without its start-up notes
+    tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
     started = time.perf_counter()
-    model = load_model(cfg.model, resolve_tracking_uri(cfg.mlflow.tracking_uri))
+    model = load_model(cfg.model, tracking_uri)
     clock = {"load_s": time.perf_counter() - started}
     outcomes = _probabilities(model, paths, clock)
     if cfg.calibrated:
-        outcomes = _calibrated(outcomes, cfg.model, resolve_tracking_uri(cfg.mlflow.tracking_uri))
+        outcomes = _calibrated(outcomes, cfg.model, tracking_uri)
     if cfg.timing:
         n, busy = clock["images"], clock["decode_s"] + clock["predict_s"]
         print(

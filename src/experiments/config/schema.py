@@ -106,9 +106,7 @@ class MlflowConfig:
 
 @dataclass
 class CostConfig:
-    measure: bool = (
-        True  # log the model's size, multiply-adds, latency and throughput after training
-    )
+    measure: bool = True  # log the model's size, multiply-adds, latency and throughput
     warmup_calls: int = 10  # untimed batch-1 calls before the timed ones
     latency_calls: int = 50  # timed batch-1 calls: the latency is their median
     throughput_batch: int = 64  # images per call when timing throughput

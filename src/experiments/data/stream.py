@@ -67,14 +67,6 @@ def in_memory(x):
     return np.asarray(x) if isinstance(x, DiskArray) else x
 
 
-def evaluate(model, x, y, batch_size: int) -> dict[str, float]:
-    """``model.evaluate`` over ``(x, y)`` in one ordered pass; the metrics by name."""
-    if not usable():
-        x = in_memory(x)
-        return model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
-    return model.evaluate(evaluation(x, y, batch_size), verbose=0, return_dict=True)
-
-
 def predict(model, x, batch_size: int, verbose: int = 0):
     """``model.predict`` over ``x`` in one ordered pass."""
     if not usable():

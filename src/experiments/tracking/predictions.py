@@ -10,14 +10,11 @@ equal were scored on the same images in the same order. Read one with
 from __future__ import annotations
 
 import io
-import logging
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 FOLDER = "predictions"
 

@@ -30,8 +30,11 @@ def measure(model, cfg_cost, threads: int, policy: str) -> tuple[dict, dict]:
     """The run's cost metrics and the tags that say where they were measured."""
     metrics = {"size_mb": _size_mb(model), "macs": macs(model)}
     metrics.update(timings(model, cfg_cost))
-    tags = {"cost.cpu": precision.describe_cpu(), "cost.threads": str(threads)}
-    tags["cost.precision"] = policy
+    tags = {
+        "cost.cpu": precision.describe_cpu(),
+        "cost.threads": str(threads),
+        "cost.precision": policy,
+    }
     return metrics, tags
 
 
@@ -104,8 +107,8 @@ def _layer_macs(layer) -> int:
     per_position = int(np.prod(outputs[1:-1]))  # output positions (1 for a flat Dense)
     if isinstance(layer, keras.layers.SeparableConv2D):
         kh, kw = layer.kernel_size
-        depthwise = int(np.prod(outputs[1:-1])) * inputs[-1] * layer.depth_multiplier * kh * kw
-        return depthwise + per_position * inputs[-1] * layer.depth_multiplier * outputs[-1]
+        channels = inputs[-1] * layer.depth_multiplier  # after the depthwise step
+        return per_position * channels * (kh * kw + outputs[-1])
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         kh, kw = layer.kernel_size
         return per_position * outputs[-1] * kh * kw

@@ -95,6 +95,8 @@ def results(cfg, data, model, trained, sender, runtime: dict) -> dict:
     the predicted probabilities, as Keras' ``evaluate`` would (the same clipped
     cross-entropy), so no second pass over the test set runs.
     """
+    import mlflow
+
     from experiments.reporting import reports  # imports matplotlib: not for --help
 
     batch = stream.inference_batch(cfg.trainer.batch_size)
@@ -121,7 +123,7 @@ def results(cfg, data, model, trained, sender, runtime: dict) -> dict:
         begun = time.perf_counter()
         cost_metrics, tags = cost.measure(model, cfg.cost, threads, policy)
         metrics.update(cost_metrics, cost_time_s=time.perf_counter() - begun)  # its own price
-        sender.send("tags", lambda: _set_tags(tags), outbox.keep_json("tags.json", tags))
+        sender.send("tags", lambda: mlflow.set_tags(tags), outbox.keep_json("tags.json", tags))
     # At the model's step: MLflow shows them with the model.
     sender.metrics(metrics, step=trained.step)
     for part, labels, p in (("test", data.y_test, probs), ("val", data.y_val, val_probs)):
@@ -140,12 +142,6 @@ def results(cfg, data, model, trained, sender, runtime: dict) -> dict:
             lambda folder: model.save(folder / "model.keras"),
         )
     return test
-
-
-def _set_tags(tags: dict) -> None:
-    import mlflow
-
-    mlflow.set_tags(tags)
 
 
 def _calibration(probs, labels, val_probs, val_labels) -> dict[str, float]:
