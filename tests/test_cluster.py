@@ -214,26 +214,57 @@ def minutes_run(slurm, job: str) -> int:
     return (int(days or 0) * 86400 + seconds) // 60
 
 
+def training_process(slurm, job: str) -> int:
+    """The pid of the job's Python (submitit's task), on this one-node cluster."""
+    listed = slurm_command("scontrol", "listpids", job, env=slurm).splitlines()[1:]
+    for pid in (int(line.split()[0]) for line in listed):
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"python" in Path(argv[0].decode()).name.encode() and b"submitit.core._submit" in argv:
+                return pid  # not srun, whose command line holds the same words
+    pytest.fail(f"no submitit task among the processes of job {job}: {listed}")
+
+
+def stopped(pid: int) -> bool:
+    """Whether the process ``pid`` is still stopped (by SIGSTOP); False once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] == "T"
+
+
 @pytest.mark.slow
 @pytest.mark.cluster
 def test_job_at_its_time_limit_is_requeued_and_resumes(workdir, slurm, tracking, fashion_dir):
     # SLURM sends SIGUSR2 once the limit is under signal_delay_s + 30 s away (it checks
     # every 30 s). Rather than wait minutes, the test lowers the running job's limit until
-    # that is now, then raises it again while the requeued job waits to start.
-    # The training left after the first epoch lasts longer than those 30 s.
-    epochs = 15
+    # that is now, then raises it again while the requeued job waits to start. Meanwhile
+    # the job's Python is stopped (SIGSTOP), so that SLURM's signal finds it mid-training
+    # however fast the epochs left are: SLURM sends SIGCONT along with its SIGUSR2.
+    epochs = 4
     overrides = (
         "hydra.launcher.timeout_min=10",
         "hydra.launcher.signal_delay_s=90",
-        "dataset.limit=6000",
+        "dataset.limit=2000",
         f"trainer.epochs={epochs}",
         *tracking,
     )
     with sweep(workdir, slurm, *overrides) as process:
         wait_for_epochs(tracking, process, 1)
         job = the_job(slurm)
-        limit = minutes_run(slurm, job) + 2  # its SIGUSR2 due now: sent at SLURM's next check
-        slurm_command("scontrol", "update", f"JobId={job}", f"TimeLimit={limit}", env=slurm)
+        task = training_process(slurm, job)
+        os.kill(task, signal.SIGSTOP)
+        try:
+            limit = minutes_run(slurm, job) + 2  # its SIGUSR2 due now: sent at SLURM's next check
+            slurm_command("scontrol", "update", f"JobId={job}", f"TimeLimit={limit}", env=slurm)
+            deadline = time.monotonic() + 90
+            while stopped(task):  # SLURM sends SIGCONT with its SIGUSR2
+                assert time.monotonic() < deadline, "SLURM sent no signal at the time limit"
+                time.sleep(0.2)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(task, signal.SIGCONT)
         while process.poll() is None:
             state = slurm_command("squeue", "-h", "-j", job, "-o", "%T", env=slurm).strip()
             if state == "PENDING":  # requeued

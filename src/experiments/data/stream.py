@@ -67,11 +67,22 @@ def in_memory(x):
     return np.asarray(x) if isinstance(x, DiskArray) else x
 
 
-def predict(model, x, batch_size: int, verbose: int = 0):
-    """``model.predict`` over ``x`` in one ordered pass."""
-    if not usable():
-        return model.predict(in_memory(x), batch_size=batch_size, verbose=verbose)
-    return model.predict(_gathered(_in_order(len(x), batch_size), x), verbose=verbose)
+def predict(model, x, batch_size: int):
+    """The model's outputs over ``x`` in one ordered pass, as ``model.predict`` gives them.
+
+    One graph for batches of any size. ``model.predict`` unrolls ``steps_per_execution``
+    batches into each call (16 for the compact CNN) and traces that graph again for a pass
+    with fewer batches left: on the default run, 1.3 s of tracing for the validation and
+    test passes, more than the passes themselves.
+    """
+    if not usable() or len(x) == 0:
+        return model.predict(in_memory(x), batch_size=batch_size, verbose=0)
+    import tensorflow as tf
+
+    batches = _gathered(_in_order(len(x), batch_size), x)
+    spec = tf.TensorSpec((None, *batches.element_spec.shape[1:]), batches.element_spec.dtype)
+    forward = tf.function(lambda batch: model(batch, training=False), input_signature=[spec])
+    return np.concatenate([forward(batch).numpy() for batch in batches])
 
 
 def _in_order(samples: int, batch_size: int):
