@@ -220,7 +220,8 @@ def training_process(slurm, job: str) -> int:
     for pid in (int(line.split()[0]) for line in listed):
         with contextlib.suppress(OSError):
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if b"python" in Path(argv[0].decode()).name.encode() and b"submitit.core._submit" in argv:
+            python = "python" in Path(argv[0].decode()).name
+            if python and b"submitit.core._submit" in argv:
                 return pid  # not srun, whose command line holds the same words
     pytest.fail(f"no submitit task among the processes of job {job}: {listed}")
 
