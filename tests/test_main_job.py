@@ -9,7 +9,7 @@ import sys
 import mlflow
 import numpy as np
 import pytest
-from helpers import app_main, in_process, run_cli, user_environment
+from helpers import app_main, in_process, user_environment
 
 from experiments.training import train
 from experiments.training.settings import compose
@@ -33,8 +33,33 @@ def only_run(uri: str, experiment: str = "experiments"):
 
 @pytest.mark.slow
 def test_command_line_run_lands_a_complete_mlflow_run(workdir, store_uri, fashion_dir):
-    result = run_cli(*QUICK, "trainer.epochs=2", f"mlflow.tracking_uri={store_uri}", cwd=workdir)
+    """As a user runs it: no TF_CPP_MIN_LOG_LEVEL of their own, Keras' progress bar on."""
+    env = {k: v for k, v in user_environment().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments",
+            *[o for o in QUICK if o != "trainer.verbose=0"],
+            "trainer.epochs=2",
+            f"mlflow.tracking_uri={store_uri}",
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
+    console = (result.stdout + result.stderr).splitlines()
+    tensorflow = ("E0000", "W0000", "I0000")
+    notes = ("oneDNN", "absl::InitializeLog", "Warning:")
+    noisy = [ln for ln in console if ln.startswith(tensorflow) or any(n in ln for n in notes)]
+    assert noisy == [], noisy
+    chosen = [
+        line for line in console if "[experiments.training.train][INFO] - Precision: " in line
+    ]
+    assert len(chosen) == 1, console
     log = result.stdout + result.stderr
     source = f"Fashion-MNIST source: Debian package dataset-fashion-mnist ({fashion_dir})"
     env_source = f"Fashion-MNIST source: $FASHION_MNIST_DIR ({fashion_dir})"
@@ -88,6 +113,11 @@ def test_command_line_run_lands_a_complete_mlflow_run(workdir, store_uri, fashio
     inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
     assert set(inputs) == {"train", "val", "test"}
     assert inputs["train"].name == "fashion_mnist-train" and inputs["train"].digest
+
+    assert params["trainer.precision"] == "auto"
+    assert params["runtime.precision"] in ("float32", "mixed_bfloat16")
+    assert params["runtime.precision_reason"].startswith("auto: ")
+    assert f"Precision: {params['runtime.precision']} (auto: " in chosen[0]
 
     mlflow.set_tracking_uri(store_uri)
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
@@ -153,41 +183,3 @@ def test_environment_tracking_uri_is_used_when_not_configured(workdir, fashion_d
     assert result.returncode == 0, result.stderr[-3000:]
     assert only_run(uri, "from_env").info.status == "FINISHED"
     assert not (workdir / "mlflow.db").exists()
-
-
-@pytest.mark.slow
-def test_a_default_run_is_quiet_and_logs_its_precision(workdir, store_uri, fashion_dir):
-    """As a user runs it: no TF_CPP_MIN_LOG_LEVEL of their own, Keras' progress bar on."""
-    env = {k: v for k, v in user_environment().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments",
-            "dataset.limit=300",
-            "trainer.epochs=2",
-            "mlflow.samples=6",
-            f"mlflow.tracking_uri={store_uri}",
-        ],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    console = (result.stdout + result.stderr).splitlines()
-    tensorflow = ("E0000", "W0000", "I0000")
-    notes = ("oneDNN", "absl::InitializeLog", "Warning:")
-    noisy = [ln for ln in console if ln.startswith(tensorflow) or any(n in ln for n in notes)]
-    assert noisy == [], noisy
-    chosen = [
-        line for line in console if "[experiments.training.train][INFO] - Precision: " in line
-    ]
-    assert len(chosen) == 1, console
-
-    params = only_run(store_uri).data.params
-    assert params["trainer.precision"] == "auto"
-    assert params["runtime.precision"] in ("float32", "mixed_bfloat16")
-    assert params["runtime.precision_reason"].startswith("auto: ")
-    assert f"Precision: {params['runtime.precision']} (auto: " in chosen[0]

@@ -13,9 +13,10 @@ import pytest
 from helpers import first_epoch_run_id, run_cli, start_server, stop, user_environment
 
 
-@pytest.fixture
-def server(tmp_path):
-    url, process = start_server(tmp_path)
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for the tests of this module (each writes to an experiment of its own)."""
+    url, process = start_server(tmp_path_factory.mktemp("server"))
     yield url
     stop(process, signal.SIGTERM)
 

@@ -154,32 +154,6 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
 
 
 @pytest.mark.slow
-def test_optuna_search_leaves_a_parent_with_the_best_trial(workdir, store_uri, fashion_dir):
-    result = run_cli(
-        "-m",
-        "hparams_search=optuna",
-        "hydra.sweeper.n_trials=3",
-        *QUICK,
-        f"mlflow.tracking_uri={store_uri}",
-        cwd=workdir,
-    )
-    assert result.returncode == 0, failure_report(result, workdir)
-    client, parents, children = tree(store_uri)
-    assert len(parents) == 1 and len(children) == 3
-    parent = parents[0]
-    values = [c.data.metrics["best_val_accuracy"] for c in children]
-    assert float(parent.data.tags["best_val_accuracy"]) == pytest.approx(max(values), abs=1e-6)
-    assert all(c.info.run_name.startswith("lr=") for c in children)  # the sampled values lead
-    best = next(c for c in children if c.info.run_id == parent.data.tags["best_run_id"])
-    assert parent.data.params["best.optimizer.lr"] == best.data.params["optimizer.lr"]
-    assert parent.data.params["best.trainer.batch_size"] == best.data.params["trainer.batch_size"]
-    # Three distinct trials, sampled from the preset's ranges.
-    assert len({c.data.params["optimizer.lr"] for c in children}) == 3
-    assert all(1e-5 <= float(c.data.params["optimizer.lr"]) <= 1e-2 for c in children)
-    assert all(c.data.params["trainer.batch_size"] in ("32", "64", "128") for c in children)
-
-
-@pytest.mark.slow
 def test_a_failed_job_does_not_stop_the_sweep_nor_its_summary(workdir, store_uri, fashion_dir):
     result = run_cli(
         "-m", "dataset.root=nowhere,null", *QUICK, f"mlflow.tracking_uri={store_uri}", cwd=workdir
@@ -288,8 +262,18 @@ def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
     parent = parents[0]
     assert parent.info.status == "FINISHED"  # with its summary
     assert parent.data.tags["failed_runs"] == str(statuses.count("FAILED"))
-    assert client.get_run(parent.data.tags["best_run_id"]).info.status == "FINISHED"
+    best = client.get_run(parent.data.tags["best_run_id"])
+    assert best.info.status == "FINISHED"
     assert "failed" in result.stdout and "NaN" in result.stdout
+    # The parent names the best trial's value and parameters; the sampled values lead names.
+    values = [c.data.metrics["best_val_accuracy"] for c in children if c.info.status == "FINISHED"]
+    assert float(parent.data.tags["best_val_accuracy"]) == pytest.approx(max(values), abs=1e-6)
+    assert best.data.metrics["best_val_accuracy"] == pytest.approx(max(values), abs=1e-6)
+    assert parent.data.params["best.optimizer.lr"] == best.data.params["optimizer.lr"]
+    assert parent.data.params["best.trainer.batch_size"] == best.data.params["trainer.batch_size"]
+    assert all(c.info.run_name.startswith("lr=") for c in children)
+    # The batch size the command line left alone is sampled from the preset's choices.
+    assert all(c.data.params["trainer.batch_size"] in ("32", "64", "128") for c in children)
 
     import optuna
 
@@ -310,18 +294,28 @@ def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
     assert len(load_study().trials) == 5
 
 
-def test_optuna_direction_follows_the_metric():
+def composed_with_hydra(overrides: list[str]):
+    """The whole configuration, Hydra's part included, as a sweep starts with it."""
     from hydra import compose, initialize_config_dir
 
-    from experiments.config.schema import CONF_DIR
+    from experiments.training import settings  # registers the schema
 
+    with initialize_config_dir(config_dir=str(settings.schema.CONF_DIR), version_base="1.3"):
+        return compose("config", overrides, return_hydra_config=True)
+
+
+def test_optuna_preset_searches_the_learning_rate_and_batch_size_it_says():
+    """The preset's ranges (the search above overrides the learning rate's)."""
+    params = composed_with_hydra(["hparams_search=optuna"]).hydra.sweeper.params
+    assert params["optimizer.lr"] == "tag(log, interval(1e-5, 1e-2))"
+    assert params["trainer.batch_size"] == "choice(32, 64, 128)"
+
+
+def test_optuna_direction_follows_the_metric():
     for metric, direction in (
         ("val_accuracy", "maximize"),
         ("val_loss", "minimize"),
         ("test_loss", "minimize"),
     ):
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(
-                "config", ["hparams_search=optuna", f"metric={metric}"], return_hydra_config=True
-            )
+        cfg = composed_with_hydra(["hparams_search=optuna", f"metric={metric}"])
         assert cfg.hydra.sweeper.direction == direction
