@@ -123,7 +123,7 @@ def changes_under(root: Path, since_ns: int, skip: set[Path]) -> list[str]:
 
 
 def reset_mlflow_uri() -> None:
-    """Unpin MLflow's tracking URI (``set_tracking_uri`` also exports it) back to the env's."""
+    """Unpin MLflow's tracking URI (``set_tracking_uri`` also exports it) and experiment."""
     if "mlflow" not in sys.modules:
         return
     from mlflow.tracking._tracking_service import utils
@@ -131,3 +131,10 @@ def reset_mlflow_uri() -> None:
     if utils._tracking_uri is not None:
         utils.set_tracking_uri(None)
     os.environ["MLFLOW_TRACKING_URI"] = DEFAULT_STORE
+    # set_experiment pins the experiment too, and exports it: a later test's runs (and the
+    # commands it starts) would otherwise land in an earlier test's experiment, or refuse.
+    from mlflow.tracking import fluent
+
+    fluent._active_experiment_id = None
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)

@@ -127,16 +127,16 @@ def test_sweep_jobs_logging_the_same_data_at_once_all_record_it(server, attempts
     experiment = client.create_experiment(f"race-{attempts}")
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(server)
-    gate, errors = threading.Barrier(8), []
+    gate, errors = threading.Barrier(8, timeout=60), []
 
     def job() -> None:
         run = client.create_run(experiment)
-        with mlflow.start_run(run_id=run.info.run_id):
-            gate.wait()
-            try:
+        try:
+            with mlflow.start_run(run_id=run.info.run_id):
+                gate.wait()
                 store.log_inputs("race", data, attempts=attempts)
-            except Exception as exc:  # noqa: BLE001 - counted below
-                errors.append(exc)
+        except Exception as exc:  # noqa: BLE001 - counted below, none lost in the thread
+            errors.append(exc)
 
     try:
         threads = [threading.Thread(target=job) for _ in range(8)]
