@@ -123,6 +123,7 @@ def test_missing_imagenet_weights_stop_before_training_with_both_remedies(workdi
     assert "mobilenet_1_0_224_tf_no_top.h5" in error
     assert str(workdir / "keras_home" / "models") in error
     assert "backbone.weights=null" in error
+    assert not (workdir / "data").exists()  # said before any image was made or decoded
     client = mlflow.MlflowClient(store_uri)
     assert client.search_runs([client.get_experiment_by_name("experiments").experiment_id]) == []
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from experiments import models
@@ -96,6 +98,11 @@ def test_applications_build_at_their_minimum_size(backbone, size, channels, para
     assert model.get_layer("base").count_params() == params  # the keras.applications base
     assert model.output_shape == (None, 4)
     assert [layer.name for layer in model.layers] == ["image", "preprocess", "base", "head"]
+    # The base hands the head one tensor: Keras warned at every call when it was a list of one.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model(np.zeros((1, size, size, channels), np.float32))
+    assert not [w for w in caught if "structure of `inputs`" in str(w.message)]
 
 
 def test_unknown_backbone_names_the_choices():

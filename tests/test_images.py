@@ -260,6 +260,47 @@ def test_tiny_classes_still_reach_every_split(tmp_path):
         assert sorted(set(y.tolist())) == [0, 1]
 
 
+def test_a_class_too_small_to_test_is_named_and_kept_for_training_only(tmp_path, caplog):
+    """A class of 1 image used to drop out of validation and test without a word."""
+    from types import SimpleNamespace
+
+    from experiments.reporting import reports
+    from experiments.training import record
+
+    root = make_flat(tmp_path / "tiny", {"a": 10, "b": 10, "c": 1})
+    with caplog.at_level(logging.WARNING):
+        splits = image_folder.load(cfg(root), seed=0)
+    assert "Class 'c' has 1 readable image(s), fewer than 3" in caplog.text
+    assert 2 in splits.y_train and 2 not in splits.y_val and 2 not in splits.y_test
+    caplog.clear()
+    data = SimpleNamespace(y_test=splits.y_test, num_classes=3, class_names=splits.class_names)
+    with caplog.at_level(logging.WARNING):
+        assert record._tested_classes(data) == 2  # logged as test_classes
+    assert "The test metrics cover 2 of 3 classes: 'c' had no test image" in caplog.text
+    matrix = reports.confusion_matrix(splits.y_test, splits.y_test, 3)
+    scores = reports.per_class_scores(matrix, splits.class_names)
+    assert scores["support"][2] == 0 and scores["recall"][2] is None and scores["f1"][2] is None
+    assert scores["recall"][:2] == [1.0, 1.0]
+
+
+def test_training_and_predict_list_the_same_files_links_included(tmp_path, caplog):
+    """A class folder that is a link, a linked sub-folder and a link loop, as a NAS has them."""
+    from experiments.commands import predict
+
+    root = make_flat(tmp_path / "data", {"cat": 20})
+    write_class(tmp_path / "elsewhere" / "dog", 20, value=200)
+    (root / "dog").symlink_to(tmp_path / "elsewhere" / "dog")  # a whole class elsewhere
+    write_class(tmp_path / "elsewhere" / "more_cats", 20, value=40)
+    (root / "cat" / "more").symlink_to(tmp_path / "elsewhere" / "more_cats")
+    (root / "cat" / "loop").symlink_to(root)  # back up: followed for ever, before
+    with caplog.at_level(logging.WARNING):
+        listed = image_folder._list_flat(root)
+        shown = predict.list_inputs(str(root))
+    assert len(listed.paths) == 60 and shown == listed.paths
+    assert np.bincount(listed.labels).tolist() == [40, 20]
+    assert f"Skipped {root / 'cat' / 'loop'}: a link back to a folder above it" in caplog.text
+
+
 def test_relative_root_is_from_the_working_directory(tmp_path, monkeypatch):
     make_flat(tmp_path / "rel", {"a": 5, "b": 5})
     monkeypatch.chdir(tmp_path)
@@ -367,7 +408,7 @@ def test_hidden_and_archive_metadata_folders_are_not_classes(tmp_path, caplog):
     write_class(root / "__MACOSX" / "cat", 5, value=200)
     write_class(root / ".thumbnails", 5, value=220)
     write_class(root / "@eaDir", 2, value=230)
-    with caplog.at_level(logging.INFO, logger="experiments.data.image_folder"):
+    with caplog.at_level(logging.INFO, logger="experiments.data.listing"):
         splits = image_folder.load(cfg(root), seed=0)
         again = image_folder.load(cfg(root), seed=0)
     assert splits.class_names == again.class_names == ["cat", "dog"]
@@ -376,8 +417,8 @@ def test_hidden_and_archive_metadata_folders_are_not_classes(tmp_path, caplog):
     assert sorted(ignored) == sorted(
         [  # each folder once, though the folder was read twice
             f"Ignored {root / '.thumbnails'} (hidden)",
-            f"Ignored {root / '@eaDir'} (a metadata folder, not a class)",
-            f"Ignored {root / '__MACOSX'} (a metadata folder, not a class)",
+            f"Ignored {root / '@eaDir'} (a metadata folder, not images)",
+            f"Ignored {root / '__MACOSX'} (a metadata folder, not images)",
         ]
     )
     # A folder holding nothing but such folders is empty.

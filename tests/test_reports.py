@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 
 from experiments.reporting import ranking, reports
@@ -32,3 +34,27 @@ def test_top_k_format_is_the_reference_reports_sorted():
         "        #1 avocado @ 97.48%",
         "        #2 crab @ 2.52%",
     ]
+
+
+def test_class_names_in_any_script_are_drawn_or_named_by_index(caplog):
+    """A class named 狗 came out as empty boxes, with a 'Glyph missing' warning per glyph."""
+    import logging
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from experiments.reporting import fonts
+
+    names = ["狗", "cat", "Ωmega"]
+    with caplog.at_level(logging.INFO):
+        shown, families = fonts.plot_names(names)
+    assert shown[1:] == ["cat", "Ωmega"]  # DejaVu Sans has Greek
+    if shown[0] != "狗":  # no installed font has it: named by its index, and said so
+        assert shown[0] == "class 0"
+        assert "the plots show '狗' as 'class 0'" in caplog.text and "fonts-noto-cjk" in caplog.text
+    with warnings.catch_warnings(record=True) as caught, fonts.drawing(families):
+        warnings.simplefilter("always")
+        figure = reports.confusion_figure(np.eye(3, dtype=int), shown)
+        figure.savefig(io.BytesIO(), format="png")
+        plt.close(figure)
+    assert not [w for w in caught if "missing from font" in str(w.message)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -12,6 +13,8 @@ import time
 import mlflow
 import pytest
 from helpers import run_cli, user_environment
+
+from experiments.tracking.sweeps import PARENT_FILE
 
 QUICK = [
     "dataset.limit=200",
@@ -203,6 +206,81 @@ def test_an_interrupted_sweep_leaves_no_run_running(workdir, store_uri, fashion_
     assert [p.info.status for p in parents] == ["KILLED"]
     assert [c.info.status for c in children] == ["KILLED"]  # the second job never started
     assert client.get_metric_history(children[0].info.run_id, "val_accuracy")  # kept
+
+
+@pytest.mark.slow
+def test_sweeps_started_together_stay_separate_sweeps(workdir, store_uri, fashion_dir):
+    """Two sweeps in the same folder at once, as two started in the same second get."""
+    folder = workdir / "multirun" / "same-second"
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "experiments",
+                "-m",
+                f"seed={seed}",
+                *QUICK,
+                "cost.measure=false",
+                f"hydra.sweep.dir={folder}",
+                f"mlflow.tracking_uri={store_uri}",
+            ],
+            cwd=workdir,
+            env=user_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (stdout, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stdout[-2000:] + stderr[-3000:]
+        assert "1 run, best first by val_accuracy" in stdout  # its own summary, not pooled
+    client, parents, children = tree(store_uri)
+    assert len(parents) == 2 and len(children) == 2
+    assert {p.info.status for p in parents} == {"FINISHED"}
+    by_parent = {c.data.tags["mlflow.parentRunId"]: c.data.params["seed"] for c in children}
+    for parent in parents:  # each parent has its own child: the seed of its own command
+        assert f"seed={by_parent[parent.info.run_id]}" in parent.data.tags["hydra.overrides"]
+    said = [out + err for out, err in outputs if "belongs to another sweep still" in out + err]
+    assert len(said) == 1 and f"this sweep writes to {folder}-2" in said[0]
+    second = folder.with_name("same-second-2")
+    ids = {json.loads((f / PARENT_FILE).read_text())["run_id"] for f in (folder, second)}
+    assert ids == {p.info.run_id for p in parents}
+
+
+def test_eight_sweeps_claiming_one_folder_each_get_their_own(tmp_path):
+    """The claim alone (no training): eight processes at once, all holding until released."""
+    folder, release = tmp_path / "multirun" / "12-00-00", tmp_path / "release"
+    claim = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from experiments.tracking import sweep_folder\n"
+        "print(sweep_folder.claim(Path(sys.argv[1]))[0], flush=True)\n"
+        "while not Path(sys.argv[2]).exists(): time.sleep(0.05)\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", claim, str(folder), str(release)],
+            env=user_environment(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    try:
+        claimed = [process.stdout.readline().strip() for process in processes]
+    finally:
+        release.touch()
+        for process in processes:
+            process.communicate(timeout=30)
+    names = {str(folder), *(f"{folder}-{n}" for n in range(2, 9))}
+    assert sorted(claimed) == sorted(names)
+    # Once they have ended, the folder is free again: a later sweep reuses it.
+    from experiments.tracking import sweep_folder
+
+    assert sweep_folder.claim(folder) == (folder, None)
 
 
 def test_summary_keeps_a_failed_child_and_ranks_it_last(workdir, store_uri):

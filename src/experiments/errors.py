@@ -21,6 +21,10 @@ class TrackingError(ExperimentError):
     """The MLflow tracking store cannot be used."""
 
 
+class DiskFullError(ExperimentError):
+    """A disk the run writes to is full (or over quota)."""
+
+
 class TrainingError(ExperimentError):
     """Training went wrong in a way the user can act on (e.g. the loss became NaN)."""
 

@@ -9,13 +9,15 @@ and removed in it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-from experiments.errors import ConfigError
+from experiments.errors import ConfigError, DiskFullError
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +56,71 @@ def locked(lock_path: Path, waiting: str):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left; over quota
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that found its disk full (or its quota spent)."""
+    return isinstance(exc, OSError) and exc.errno in FULL
+
+
+def disk_full(path: str | os.PathLike | None, key: str | None, remedy: str, needed: int = 0):
+    """The one-line error for a full disk under ``path``: what it needs and has, the fix."""
+    folder = Path(path).parent if path else None
+    where = f"in {folder}" if folder else "on a disk this run writes to"
+    figures = ""
+    if folder is not None:
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(_existing(folder)).free
+            figures = (
+                f" ({_size(needed)} needed, {_size(free)} free)"
+                if needed
+                else (f" ({_size(free)} free)")
+            )
+    setting = f"{key}: " if key else ""
+    return DiskFullError(f"{setting}no space left {where}{figures}: free some space, or {remedy}")
+
+
+def reserve(path: Path, key: str, remedy: str) -> None:
+    """Claim the disk space of the (sparse) file ``path`` now, before it is filled.
+
+    A cache is written over minutes; finding the disk full at the end would waste them and
+    leave a partial file. DiskFullError here, and the caller removes the file.
+    """
+    size = path.stat().st_size
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full(path, key, remedy, size) from None
+        if shutil.disk_usage(path.parent).free < size:  # no fallocate here (some NFS): compare
+            raise disk_full(path, key, remedy, size) from None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def space_for(path: Path, key: str, remedy: str):
+    """Writes inside that find the disk full raise DiskFullError naming ``path``'s folder."""
+    try:
+        yield
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise disk_full(path, key, remedy) from None
+
+
+def _existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes} bytes"

@@ -9,6 +9,7 @@ import os
 import hydra
 from omegaconf import DictConfig
 
+from experiments import folders
 from experiments.commands import quiet
 from experiments.commands.cli_args import print_error
 from experiments.config.schema import CONF_DIR
@@ -36,7 +37,12 @@ def main(cfg: DictConfig) -> float | None:
         cfg = cluster.adapt(cfg)  # under SLURM: a restarted job resumes its run
         quiet.import_tensorflow()  # without its start-up notes
 
-        value = train.run(cfg)
+        try:
+            value = train.run(cfg)
+        except OSError as exc:  # a full disk anywhere else (plots, the outbox...): one line
+            if not folders.is_disk_full(exc):
+                raise
+            raise folders.disk_full(exc.filename, None, "point the run elsewhere") from None
         if in_sweep and not math.isfinite(value):
             log.warning("%s is %s: reported to the sweeper as a failed trial", cfg.metric, value)
             return None

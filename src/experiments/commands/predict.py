@@ -19,15 +19,17 @@ from omegaconf import OmegaConf
 
 from experiments.commands import quiet
 from experiments.commands.cli_args import parse, run_command
-from experiments.data import images, stream
+from experiments.data import images, listing, stream
 from experiments.errors import ConfigError
 from experiments.reporting import calibration
 from experiments.reporting.ranking import format_top_k, top_classes
 from experiments.tracking.logged_models import load_logged_model
 from experiments.tracking.store import resolve_tracking_uri, store_missing
 
-# TensorFlow's C++ start-up chatter would bury the one-line errors this command prints.
+# TensorFlow's C++ start-up chatter would bury the one-line errors this command prints, and
+# MLflow's "Downloading artifacts" bars the predictions themselves.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 OUTPUTS = ("text", "json")
 USAGE = """\
@@ -124,19 +126,13 @@ def class_names(model, count: int) -> list[str]:
 
 
 def list_inputs(inputs: str) -> list[Path]:
-    """``inputs`` itself if a file, else the image files under it, sorted; hidden ones skipped."""
+    """``inputs`` itself if a file, else the image files under it (``data.listing``)."""
     root = Path(inputs)
     if root.is_file():
         return [root]  # named explicitly: tried whatever its suffix
     if not root.is_dir():
         raise ConfigError(f"inputs={inputs}", "no such file or folder")
-    paths = sorted(
-        path
-        for path in root.rglob("*")
-        if path.is_file()
-        and images.is_image_file(path)
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    )
+    paths = listing.image_files(root)  # what training reads of the same folder
     if not paths:
         suffixes = " ".join(sorted(images.IMAGE_SUFFIXES))
         raise ConfigError(f"inputs={inputs}", f"no image files in this folder ({suffixes})")

@@ -25,6 +25,7 @@ import contextlib
 import os
 import sys
 import threading
+import warnings
 
 DROPPED = (
     b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
@@ -34,6 +35,12 @@ DROPPED = (
 
 def import_tensorflow() -> None:
     """Import TensorFlow with its start-up notes left out of standard error."""
+    # A model logged before its base took one tensor (rather than a list of one) makes
+    # Keras warn "The structure of `inputs` doesn't match the expected structure" at every
+    # call; the call is right all the same.
+    warnings.filterwarnings(
+        "ignore", message="The structure of `inputs` doesn't match", category=UserWarning
+    )
     if "tensorflow" in sys.modules:
         return
     with _without("sklearn"):

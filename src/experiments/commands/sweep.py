@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
 
 from experiments.reporting import summary
 from experiments.signals import interrupt_on_sigterm
-from experiments.tracking import outbox, store
+from experiments.tracking import outbox, store, sweep_folder
 from experiments.tracking.sweeps import FAILED_DIR, PARENT_FILE, varying_keys
 from experiments.uris import redact
 
@@ -37,8 +37,7 @@ class MlflowSweepCallback(Callback):
         uri = store.resolve_tracking_uri(config.mlflow.tracking_uri)
         outbox.use_short_retries(uri)  # a server gone by the summary: seconds, not minutes
         experiment_id = store.init_store(uri, config.mlflow.experiment_name)
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        sweep_dir = _claim_folder(config)
         overrides = redact(" ".join(config.hydra.overrides.task))
         tags = {
             "experiments.kind": "sweep",
@@ -97,6 +96,28 @@ class MlflowSweepCallback(Callback):
             print(problem, flush=True)
         if problems:
             raise SystemExit(1)
+
+
+def _claim_folder(config: DictConfig) -> Path:
+    """This sweep's own folder: Hydra's, or the next free one if another sweep holds it.
+
+    Moving it means telling the launcher too: every job's configuration is composed again
+    from the sweep's Hydra overrides, so the new folder goes there as well.
+    """
+    wanted = Path(config.hydra.sweep.dir)
+    folder, holder = sweep_folder.claim(wanted)
+    if folder != wanted:
+        with read_write(config.hydra), open_dict(config.hydra):
+            config.hydra.sweep.dir = str(folder)
+            config.hydra.overrides.hydra.append(sweep_folder.override(folder))
+        log.warning(
+            "The sweep folder %s belongs to another sweep still running (%s): "
+            "this sweep writes to %s",
+            wanted,
+            holder,
+            folder,
+        )
+    return folder
 
 
 def _end_if_running(uri: str, run_id: str) -> None:

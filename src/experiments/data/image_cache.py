@@ -28,7 +28,7 @@ from experiments import progress
 from experiments.data import disk_array
 from experiments.data.images import decode_or_reason
 from experiments.errors import DataError
-from experiments.folders import ensure_writable, locked
+from experiments.folders import ensure_writable, locked, reserve, space_for
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 DECODER_VERSION = 1
 IMAGES, MANIFEST = "images.npy", "manifest.json"
 CHUNK = 64  # files per task: few tasks, and a progress bar that moves
+# A full disk under the cache: the setting that chose it, and the way out.
+SPACE = (
+    "dataset.cache_dir",
+    "point dataset.cache_dir at a disk with room, or set dataset.cache=false",
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,8 @@ def cached(files: Files, cache_dir: Path) -> Decoded:
         waiting = f"Waiting for another process to finish the image cache {folder}"
         with locked(home / f"{folder.name}.lock", waiting):
             if not (folder / MANIFEST).is_file():  # nobody built it while this one waited
-                _build(files, folder, key)
+                with space_for(folder / IMAGES, *SPACE):  # and nothing half-written left
+                    _build(files, folder, key)
                 _prune(home, folder, files)
     return _open(folder, key, len(files.paths))
 
@@ -125,12 +131,13 @@ def _build(files: Files, folder: Path, key: str) -> None:
     for stale in folder.parent.glob(f".{folder.name}.building-*"):
         shutil.rmtree(stale, ignore_errors=True)  # a build that died; the lock is ours now
     building = folder.parent / f".{folder.name}.building-{os.getpid()}"
-    building.mkdir()
     started = time.perf_counter()
     try:
+        building.mkdir()
         target = building / IMAGES
         shape = (len(files.paths), files.size, files.size, files.channels)
         offset = disk_array.create(target, np.uint8, shape)
+        reserve(target, *SPACE)  # a disk too small stops here, before any image is decoded
 
         def keep(rows, pixels):
             disk_array.write_rows(target, offset, rows, pixels)

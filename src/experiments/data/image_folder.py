@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.data import image_cache
-from experiments.data.images import IMAGE_SUFFIXES, is_image_file
+from experiments.data import image_cache, listing
+from experiments.data.images import IMAGE_SUFFIXES
 from experiments.data.splits import Splits, hold_out
 from experiments.errors import ConfigError, DataError
 
@@ -79,27 +79,9 @@ def _check_root(root: Path) -> None:
         raise DataError(f"{root} is empty: put one sub-folder of images per class in it")
 
 
-# Folders that tools put beside the classes: a macOS zip, a Synology NAS, Windows, Python.
-NOT_CLASSES = frozenset(
-    {"__MACOSX", "@eaDir", "$RECYCLE.BIN", "System Volume Information", "__pycache__"}
-)
-_reported: set[Path] = set()  # ignored folders already logged, once each
-
-
 def is_class_folder(entry: Path) -> bool:
-    """A sub-folder that holds a class: not hidden, not a tool's metadata folder.
-
-    Each folder set aside is logged once, however often it is listed.
-    """
-    if not entry.is_dir():
-        return False
-    if entry.name.startswith(".") or entry.name in NOT_CLASSES:
-        if entry not in _reported:
-            _reported.add(entry)
-            kind = "hidden" if entry.name.startswith(".") else "a metadata folder, not a class"
-            log.info("Ignored %s (%s)", entry, kind)
-        return False
-    return True
+    """A sub-folder that holds a class: not hidden, not a tool's metadata folder (logged)."""
+    return listing.is_image_folder(entry)
 
 
 def _class_folders(folder: Path) -> dict[str, Path]:
@@ -114,10 +96,8 @@ def _class_folders(folder: Path) -> dict[str, Path]:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    """The image files of ``folder`` by name (a directory scan: no stat per file, mostly)."""
-    with os.scandir(folder) as entries:
-        names = sorted(e.name for e in entries if is_image_file(e.name) and e.is_file())
-    return [folder / name for name in names]
+    """The image files of a class folder, by name: what ``predict`` lists in it too."""
+    return listing.image_files(folder)
 
 
 @dataclass
@@ -229,10 +209,13 @@ def _split_pre_split(listing: Listing, readable: np.ndarray, cfg, seed: int) -> 
     return parts
 
 
+MIN_PER_CLASS = 3  # one image each for training, validation and test
+
+
 def _split_counts(n: int, val_split: float, test_split: float) -> tuple[int, int]:
     """How many of a class's ``n`` images go to validation and to test."""
     n_val, n_test = round(n * val_split), round(n * test_split)
-    if n >= 3:  # so every class shows up in every split, even in a tiny folder
+    if n >= MIN_PER_CLASS:  # so every class shows up in every split, even in a tiny folder
         n_val, n_test = max(n_val, int(val_split > 0)), max(n_test, int(test_split > 0))
     n_test = min(n_test, max(n - 1, 0))  # keep at least one image of the class for training
     n_val = min(n_val, max(n - 1 - n_test, 0))
@@ -247,6 +230,16 @@ def _split_flat(listing: Listing, readable: np.ndarray, cfg, seed: int) -> dict:
         # Each class by its own permutation: stratified, and one class does not move another.
         order = rows[np.random.default_rng((seed, k)).permutation(len(rows))]
         n_val, n_test = _split_counts(len(rows), cfg.val_split, cfg.test_split)
+        if len(rows) < MIN_PER_CLASS and (cfg.val_split > 0 or cfg.test_split > 0):
+            log.warning(
+                "Class %r has %d readable image(s), fewer than %d: it is trained on, but has "
+                "none to validate or test, so the reported accuracy leaves it out. Give it at "
+                "least %d images",
+                listing.class_names[k],
+                len(rows),
+                MIN_PER_CLASS,
+                MIN_PER_CLASS,
+            )
         chosen["test"].append(order[:n_test])
         chosen["val"].append(order[n_test : n_test + n_val])
         chosen["train"].append(order[n_test + n_val :])

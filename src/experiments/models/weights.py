@@ -48,7 +48,23 @@ def construct(row: BackboneSpec, input_shape, weights: str | None):
     net = constructor(include_top=False, weights=weights, input_shape=tuple(input_shape))
     if net.name == "base":
         return net
-    return keras.Model(net.inputs, net.outputs, name="base")
+    # One tensor in, one out, as the base is called: lists of one would make Keras warn that
+    # "the structure of inputs doesn't match" at every call of the whole model.
+    return keras.Model(net.input, net.output, name="base")
+
+
+def ensure_imagenet(row: BackboneSpec, size: int) -> None:
+    """The ImageNet weights of ``row`` in the Keras cache, fetched now if they are not.
+
+    Called before the data is loaded: a run whose weights cannot be had stops with its
+    one-line error at once, not after minutes of decoding images.
+    """
+    if (keras_cache_dir() / row.imagenet_file(size)).is_file():
+        return
+    import keras
+
+    _imagenet(row, (size, size, 3))  # downloads into the cache, or says why it cannot
+    keras.backend.clear_session()
 
 
 def _imagenet(row: BackboneSpec, input_shape):

@@ -132,18 +132,24 @@ def confusion_figure(matrix: np.ndarray, class_names):
 
 
 def per_class_scores(matrix: np.ndarray, class_names) -> dict[str, list]:
-    """Precision, recall, F1 and support per class, as table columns."""
+    """Precision, recall, F1 and support per class, as table columns (recall and F1 null
+    for a class with no test image)."""
     true_pos = np.diag(matrix).astype(float)
     predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
     precision = np.divide(true_pos, predicted, out=np.zeros_like(true_pos), where=predicted > 0)
     recall = np.divide(true_pos, actual, out=np.zeros_like(true_pos), where=actual > 0)
     total = precision + recall
     f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    tested = actual > 0  # a class without test images has no recall: null, not 0
+
+    def scores(values):
+        return [round(float(v), 4) if t else None for v, t in zip(values, tested, strict=True)]
+
     return {
         "class": list(class_names),
         "precision": [round(float(v), 4) for v in precision],
-        "recall": [round(float(v), 4) for v in recall],
-        "f1": [round(float(v), 4) for v in f1],
+        "recall": scores(recall),
+        "f1": scores(f1),
         "support": [int(v) for v in actual],
     }
 

@@ -10,10 +10,13 @@ previous checkpoint whole.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from experiments.folders import space_for
 
 LAST, BEST, STATE = "last.keras", "best.keras", "last.json"
 
@@ -66,11 +69,24 @@ def callback(folder: Path, model, stage: str, first_step: int, stages: list[str]
 
 def save_model(model, path: Path) -> None:
     partial = path.with_name(f".{path.stem}.partial.keras")
-    model.save(partial)
-    os.replace(partial, path)
+    with _replacing(path, partial):
+        model.save(partial)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    with _replacing(path, partial):
+        partial.write_bytes(data)
+
+
+@contextlib.contextmanager
+def _replacing(path: Path, partial: Path):
+    """``partial``, written inside, then renamed to ``path``; removed if the write fails."""
+    remedy = "move the run to a disk with room (or set trainer.checkpoints=false)"
+    try:
+        with space_for(path, "trainer.checkpoints", remedy):
+            yield
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

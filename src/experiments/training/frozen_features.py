@@ -28,12 +28,18 @@ import numpy as np
 from experiments import progress
 from experiments.data import disk_array, image_cache, stream
 from experiments.data.disk_array import DiskArray
-from experiments.folders import locked
+from experiments.errors import DiskFullError
+from experiments.folders import locked, reserve, space_for
 
 log = logging.getLogger(__name__)
 
 IN_MEMORY = 512 * 2**20  # bytes of features held in memory; beyond, they stay on disk
 CHUNK = 512  # images per feature pass between two writes to disk
+# A full disk under the features: the setting that chose the folder, and the way out.
+SPACE = (
+    "dataset.cache_dir",
+    "point dataset.cache_dir at a disk with room, or set phase.cache_features=false",
+)
 VERSION = 1  # bump when what a features file holds changes
 FEATURES, DONE = "features.npy", "done.npy"
 IMAGES_KEY = "image_cache.key"  # the key of the image cache the features were computed from
@@ -96,7 +102,8 @@ def _cached(extractor, data, home: Path, backbone: str, batch: int) -> Features:
                 folder,
             )
             started = time.perf_counter()
-            _compute_into(folder, extractor, images.at_rows(missing), done, batch)
+            with space_for(folder / FEATURES, *SPACE):
+                _compute_into(folder, extractor, images.at_rows(missing), done, batch)
             seconds = time.perf_counter() - started
             log.info(
                 "Computed the features of %d images in %.1f s (%.1f images/s)",
@@ -131,10 +138,16 @@ def _done(folder: Path, extractor, rows: int, cache_key: str) -> np.ndarray:
     """Which rows of ``folder``'s features are computed; an empty features file made if new."""
     if (folder / DONE).is_file():
         return np.load(folder / DONE)
-    folder.mkdir(exist_ok=True)  # without its mask: a first pass that died, to start again
-    (folder / IMAGES_KEY).write_text(cache_key)
-    shape = (rows, *extractor.output_shape[1:])
-    disk_array.create(folder / FEATURES, np.float32, shape)
+    try:
+        with space_for(folder / FEATURES, *SPACE):
+            folder.mkdir(exist_ok=True)  # without its mask: a first pass that died, to start again
+            (folder / IMAGES_KEY).write_text(cache_key)
+            shape = (rows, *extractor.output_shape[1:])
+            disk_array.create(folder / FEATURES, np.float32, shape)
+        reserve(folder / FEATURES, *SPACE)  # a disk too small stops before the features
+    except DiskFullError:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-made left behind
+        raise
     return np.zeros(rows, bool)
 
 

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from experiments.config.schema import flatten
 from experiments.data import stream
-from experiments.reporting import calibration, ranking
+from experiments.reporting import calibration, fonts, ranking
 from experiments.tracking import logged_models, outbox, predictions, store
 from experiments.training import best_epoch, cost, resume
 from experiments.uris import redact
@@ -108,9 +108,11 @@ def results(cfg, data, model, trained, sender, runtime: dict) -> dict:
         "loss": calibration.nll(probs, data.y_test),
         "accuracy": float(np.mean(probs.argmax(axis=1) == data.y_test)),
     }
+    tested = _tested_classes(data)
     metrics = {
         "test_loss": test["loss"],
         "test_accuracy": test["accuracy"],
+        "test_classes": tested,
         "train_time_s": trained.seconds,
         "epoch_time_mean_s": trained.seconds / max(1, trained.epochs_run),
         "total_params": model.count_params(),
@@ -142,6 +144,20 @@ def results(cfg, data, model, trained, sender, runtime: dict) -> dict:
             lambda folder: model.save(folder / "model.keras"),
         )
     return test
+
+
+def _tested_classes(data) -> int:
+    """How many classes the test set holds; the ones it lacks are named in a warning."""
+    support = np.bincount(np.asarray(data.y_test, np.int64), minlength=data.num_classes)
+    untested = [name for name, count in zip(data.class_names, support, strict=True) if not count]
+    if untested:
+        log.warning(
+            "The test metrics cover %d of %d classes: %s had no test image",
+            data.num_classes - len(untested),
+            data.num_classes,
+            ", ".join(map(repr, untested)),
+        )
+    return data.num_classes - len(untested)
 
 
 def _calibration(probs, labels, val_probs, val_labels) -> dict[str, float]:
@@ -177,36 +193,36 @@ def _log_reports(cfg, data, probs: np.ndarray, history: dict, sender, stages: li
     """Curves, confusion matrix, per-class scores, sample and misclassified predictions."""
     from experiments.reporting import reports  # imports matplotlib: not for --help
 
+    names, families = fonts.plot_names(data.class_names)  # any script, or "class <i>"
     predicted = probs.argmax(axis=1)
     matrix = reports.confusion_matrix(data.y_test, predicted, data.num_classes)
-    curves = reports.learning_curves(history, reports.stage_starts(stages))
-    _log_figure(sender, curves, "plots/learning_curves.png")
-    _log_figure(
-        sender, reports.confusion_figure(matrix, data.class_names), "plots/confusion_matrix.png"
-    )
     _log_table(sender, reports.per_class_scores(matrix, data.class_names), "metrics/per_class.json")
-    n = min(cfg.mlflow.samples, len(data.x_test))
-    if n == 0:
-        return
-    picks = np.random.default_rng(cfg.seed).choice(len(data.x_test), n, replace=False)
-    _log_figure(
-        sender,
-        reports.prediction_grid(
-            np.asarray(data.x_test[picks]), data.y_test[picks], probs[picks], data.class_names
-        ),
-        "plots/predictions.png",
-    )
-    rows = ranking.top_k_rows(data.y_test[picks], probs[picks], data.class_names, cfg.mlflow.top_k)
-    _log_table(sender, _columns(rows), "predictions/top_k.json")
-    wrong = np.flatnonzero(predicted != data.y_test)[:n]
-    if len(wrong):
+    with fonts.drawing(families):
+        curves = reports.learning_curves(history, reports.stage_starts(stages))
+        _log_figure(sender, curves, "plots/learning_curves.png")
+        _log_figure(sender, reports.confusion_figure(matrix, names), "plots/confusion_matrix.png")
+        n = min(cfg.mlflow.samples, len(data.x_test))
+        if n == 0:
+            return
+        picks = np.random.default_rng(cfg.seed).choice(len(data.x_test), n, replace=False)
         _log_figure(
             sender,
             reports.prediction_grid(
-                np.asarray(data.x_test[wrong]), data.y_test[wrong], probs[wrong], data.class_names
+                np.asarray(data.x_test[picks]), data.y_test[picks], probs[picks], names
             ),
-            "plots/misclassified.png",
+            "plots/predictions.png",
         )
+        wrong = np.flatnonzero(predicted != data.y_test)[:n]
+        if len(wrong):
+            _log_figure(
+                sender,
+                reports.prediction_grid(
+                    np.asarray(data.x_test[wrong]), data.y_test[wrong], probs[wrong], names
+                ),
+                "plots/misclassified.png",
+            )
+    rows = ranking.top_k_rows(data.y_test[picks], probs[picks], data.class_names, cfg.mlflow.top_k)
+    _log_table(sender, _columns(rows), "predictions/top_k.json")
 
 
 def _log_figure(sender, figure, path: str) -> None:

@@ -40,6 +40,8 @@ def run(cfg: DictConfig) -> float:
     if cfg.trainer.resume:
         cfg, resuming = resume.prepare(cfg, uri, provenance.overrides())
         validate(cfg)
+    if cfg.backbone.weights == "imagenet" and not resuming and cfg.dataset.get("image_size"):
+        models.weights.ensure_imagenet(models.spec(cfg.backbone.name), cfg.dataset.image_size)
     data = _load_data(cfg)
     placement = hardware.place(cfg.trainer)
     chosen = _precision(cfg, data)
