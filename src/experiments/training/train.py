@@ -40,8 +40,7 @@ def run(cfg: DictConfig) -> float:
     if cfg.trainer.resume:
         cfg, resuming = resume.prepare(cfg, uri, provenance.overrides())
         validate(cfg)
-    if cfg.backbone.weights == "imagenet" and not resuming and cfg.dataset.get("image_size"):
-        models.weights.ensure_imagenet(models.spec(cfg.backbone.name), cfg.dataset.image_size)
+    _ensure_weights_first(cfg, resuming)
     data = _load_data(cfg)
     placement = hardware.place(cfg.trainer)
     chosen = _precision(cfg, data)
@@ -98,6 +97,13 @@ def _train(cfg, data, phase_module, model, mlflow_run: OpenRun, resuming) -> Tra
     log.info("Trained in %.1f s", seconds)
     step = best_epoch.model_step(model, tracker, history, folder, cfg.trainer.restore_best)
     return Trained(history, tracker, stages, seconds, step, len(epochs) - before)
+
+
+def _ensure_weights_first(cfg, resuming) -> None:
+    """ImageNet weights that cannot be had: said before any image is decoded, not after."""
+    from_run = resuming or cfg.phase.get("init_from")  # the base comes from a run's model
+    if cfg.backbone.weights == "imagenet" and not from_run and cfg.dataset.get("image_size"):
+        models.weights.ensure_imagenet(models.spec(cfg.backbone.name), cfg.dataset.image_size)
 
 
 def _warn_if_the_frozen_base_is_random(cfg) -> None:
