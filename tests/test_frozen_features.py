@@ -83,6 +83,7 @@ def test_a_second_run_reuses_the_features_and_other_weights_recompute_them(trans
     assert len(feature_folders(workdir)) == 1
 
 
+@pytest.mark.slow
 def test_another_split_computes_only_the_images_not_there_yet(transfer, workdir):
     assert transfer("seed=1")[0] == "computed"
     how = transfer("seed=2")[0]
