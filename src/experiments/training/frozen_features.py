@@ -182,9 +182,13 @@ def _save_done(folder: Path, done: np.ndarray) -> None:
     finally:
         os.close(fd)
     partial = folder / f".{DONE}.{os.getpid()}"
-    with open(partial, "wb") as handle:
-        np.save(handle, done)
-    os.replace(partial, folder / DONE)
+    try:
+        with open(partial, "wb") as handle:
+            np.save(handle, done)
+        os.replace(partial, folder / DONE)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a full disk leaves no half-written mask
+        raise
 
 
 def _computed(extractor, images, batch: int):
