@@ -73,12 +73,8 @@ def disk_full(path: str | os.PathLike | None, key: str | None, remedy: str, need
     figures = ""
     if folder is not None:
         with contextlib.suppress(OSError):
-            free = shutil.disk_usage(_existing(folder)).free
-            figures = (
-                f" ({_size(needed)} needed, {_size(free)} free)"
-                if needed
-                else (f" ({_size(free)} free)")
-            )
+            free = f"{_size(shutil.disk_usage(_existing(folder)).free)} free"
+            figures = f" ({_size(needed)} needed, {free})" if needed else f" ({free})"
     setting = f"{key}: " if key else ""
     return DiskFullError(f"{setting}no space left {where}{figures}: free some space, or {remedy}")
 

@@ -22,6 +22,7 @@ Under a tf.distribute strategy the arrays go to Keras as before, which distribut
 from __future__ import annotations
 
 import os
+import weakref
 
 import numpy as np
 
@@ -81,8 +82,26 @@ def predict(model, x, batch_size: int):
 
     batches = _gathered(_in_order(len(x), batch_size), x)
     spec = tf.TensorSpec((None, *batches.element_spec.shape[1:]), batches.element_spec.dtype)
-    forward = tf.function(lambda batch: model(batch, training=False), input_signature=[spec])
+    forward = _forward(model, spec)
     return np.concatenate([forward(batch).numpy() for batch in batches])
+
+
+# model -> {input spec: its inference function}; an entry goes with its model.
+_FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _forward(model, spec):
+    """``model(batch, training=False)`` as one TensorFlow function, traced once per model
+    and input spec: the frozen features call ``predict`` once per chunk of images."""
+    import tensorflow as tf
+
+    functions = _FORWARD.setdefault(model, {})
+    if spec not in functions:
+        held = weakref.ref(model)  # not the model itself: the cache must not keep it alive
+        functions[spec] = tf.function(
+            lambda batch: held()(batch, training=False), input_signature=[spec]
+        )
+    return functions[spec]
 
 
 def _in_order(samples: int, batch_size: int):
