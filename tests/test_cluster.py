@@ -280,7 +280,11 @@ def test_job_at_its_time_limit_is_requeued_and_resumes(workdir, slurm, tracking,
     assert run.data.tags.get("resumed_at_step")
     assert_one_value_per_step(runs_of(tracking)[0], run, epochs)
     logs = "".join(p.read_text() for p in workdir.glob("multirun/*/*/.submitit/*/*_log.out"))
-    assert "this job is timed-out" in logs and "Requeued job" in logs
+    errors = "".join(p.read_text() for p in workdir.glob("multirun/*/*/.submitit/*/*_log.err"))
+    assert "this job is timed-out" in logs
+    # The requeue, as SLURM records it: submitit's own "Requeued job" line races with
+    # SLURM stopping the job it requeues, and was lost once.
+    assert "DUE TO JOB REQUEUE" in errors
 
 
 @pytest.mark.slow
