@@ -139,10 +139,14 @@ def killed_after_first_epoch(client, *overrides: str, cwd: Path):
     return run_id, subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def resume_cli(run_id: str, store_uri: str, cwd: Path):
+def resume_cli(run_id: str, store_uri: str, cwd: Path, *overrides: str):
     """``trainer.resume=<run_id>`` on the command line, quietly, against ``store_uri``."""
     return run_cli(
-        f"trainer.resume={run_id}", "trainer.verbose=0", f"mlflow.tracking_uri={store_uri}", cwd=cwd
+        f"trainer.resume={run_id}",
+        "trainer.verbose=0",
+        f"mlflow.tracking_uri={store_uri}",
+        *overrides,
+        cwd=cwd,
     )
 
 
