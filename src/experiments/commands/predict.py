@@ -21,6 +21,7 @@ from experiments.commands import quiet
 from experiments.commands.cli_args import parse, run_command
 from experiments.data import images, listing, stream
 from experiments.errors import ConfigError
+from experiments.exporting import loaded
 from experiments.reporting import calibration
 from experiments.reporting.ranking import format_top_k, top_classes
 from experiments.tracking.logged_models import load_logged_model
@@ -38,7 +39,8 @@ usage: python -m experiments.predict model=<model> inputs=<image file or folder>
 Print the most probable classes of each image, as a model logged by a training run sees them.
 
 keys (default):
-  model (required)           runs:/<run_id>/model, models:/<name>/<version>, or a model folder
+  model (required)           runs:/<run_id>/model, models:/<name>/<version>, a model folder,
+                             or an export: .onnx, .tflite, SavedModel folder, runs:/<id>/onnx
   inputs (required)          an image file, or a folder: its image files, recursively, sorted
   top_k=4                    classes printed per image
   output=text                text (the reference report's format) or json (one document)
@@ -72,11 +74,11 @@ class PredictArgs:
 
 
 def load_model(uri: str, tracking_uri: str):
-    """The Keras model at ``uri`` (``runs:/``, ``models:/`` or a folder), loaded safely."""
+    """The Keras model at ``uri`` loaded safely, or an export run by its runtime (``loaded``)."""
     import mlflow
 
-    if not urlparse(uri).scheme and not Path(uri).exists():
-        raise ConfigError(f"model={uri}", "no such folder, and not a runs:/ or models:/ URI")
+    if not urlparse(uri).scheme and (exported := loaded.from_path(Path(uri), f"model={uri}")):
+        return exported
     if uri.startswith(("runs:/", "models:/")) and store_missing(tracking_uri):
         # MLflow would create an empty database here and then report the run as missing.
         raise ConfigError(
@@ -84,6 +86,8 @@ def load_model(uri: str, tracking_uri: str):
             f"no MLflow store at {tracking_uri}; set mlflow.tracking_uri= or $MLFLOW_TRACKING_URI",
         )
     mlflow.set_tracking_uri(tracking_uri)
+    if exported := loaded.from_uri(uri):  # the onnx flavour, an export run's files
+        return exported
     try:
         keras_model, description = load_logged_model(uri, key=f"model={uri}")
     except ConfigError as exc:

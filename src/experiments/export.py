@@ -1,0 +1,6 @@
+"""``python -m experiments.export``, the name users' scripts call (code: ``commands.export``)."""
+
+from experiments.commands.export import main
+
+if __name__ == "__main__":
+    main()

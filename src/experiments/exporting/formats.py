@@ -1,0 +1,216 @@
+"""The export formats: how Keras writes each one, and the runtime that reads it back.
+
+Keras' own ``model.export(format=...)`` writes every file; nothing here converts a graph.
+Each format's runtime is an optional dependency (``pip install 'experiments[export]'``),
+checked before anything is exported, so a missing one is named at once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from experiments.errors import ConfigError
+
+EXTRA = "pip install 'experiments[export]'"
+QUANTIZE = ("none", "float16", "dynamic_int8", "int8")
+INFO = "model.json"  # beside each exported file: class names and input shape, for predict
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    file: str  # what Keras writes, in the format's folder
+    needs: tuple[str, ...]  # modules the export and its runtime import
+    what: str  # one line for the table and --help
+
+
+FORMATS = {
+    "tf_saved_model": Format("tf_saved_model", "saved_model", (), "TensorFlow SavedModel folder"),
+    "litert": Format("litert", "model.tflite", ("ai_edge_litert",), "LiteRT (TensorFlow Lite)"),
+    "onnx": Format(
+        "onnx", "model.onnx", ("tf2onnx", "onnx", "onnxruntime"), "ONNX, for ONNX Runtime"
+    ),
+}
+
+
+def check(names: list[str], quantize: str) -> list[Format]:
+    """The formats asked for, their runtimes installed; else one error naming the fix."""
+    if not names:
+        raise ConfigError("formats", f"is empty; choose among {', '.join(FORMATS)}")
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown:
+        raise ConfigError("formats", f"unknown format {unknown[0]!r}; known: {', '.join(FORMATS)}")
+    if quantize not in QUANTIZE:
+        raise ConfigError(
+            "litert.quantize", f"must be one of {', '.join(QUANTIZE)}, got {quantize!r}"
+        )
+    chosen = [FORMATS[name] for name in dict.fromkeys(names)]
+    for fmt in chosen:
+        missing = [m for m in fmt.needs if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(
+                "formats",
+                f"{fmt.name} needs {', '.join(missing)}, which is not installed: {EXTRA}",
+            )
+    return chosen
+
+
+def is_quantised(fmt: Format, quantize: str) -> bool:
+    return fmt.name == "litert" and quantize != "none"
+
+
+def export(model, fmt: Format, folder: Path, quantize: str, sample: np.ndarray) -> Path:
+    """Write ``model`` as ``fmt`` into ``folder``; return the file (or SavedModel folder).
+
+    ``sample``: training images, the representative data of full-integer quantisation.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / fmt.file
+    kwargs = _litert_options(quantize, sample) if fmt.name == "litert" else {}
+    model.export(str(path), format=fmt.name, verbose=False, **kwargs)
+    return path
+
+
+def _litert_options(quantize: str, sample: np.ndarray) -> dict:
+    """The TFLite converter settings of ``litert.quantize`` (Keras passes them through)."""
+    import tensorflow as tf
+
+    if quantize == "none":
+        return {}
+    options: dict = {"optimizations": [tf.lite.Optimize.DEFAULT]}
+    if quantize == "float16":
+        options["target_spec"] = {"supported_types": [tf.float16]}
+    elif quantize == "int8":
+
+        def representative():
+            for image in sample:
+                yield [image[None].astype(np.float32)]
+
+        options["representative_dataset"] = representative
+    return options
+
+
+def write_info(folder: Path, class_names: list[str], input_shape: tuple) -> None:
+    info = {"class_names": list(class_names), "input_shape": [int(d) for d in input_shape]}
+    (folder / INFO).write_text(json.dumps(info, indent=1) + "\n")
+
+
+def read_info(path: Path) -> dict:
+    """The ``model.json`` beside an exported file or in a SavedModel folder ({} if none)."""
+    for candidate in (path / INFO, path.parent / INFO):
+        if candidate.is_file():
+            return json.loads(candidate.read_text())
+    return {}
+
+
+def format_of(path: Path) -> Format | None:
+    """The format of an exported file or folder, from its name; None if not an export."""
+    if path.suffix == ".onnx" and path.is_file():
+        return FORMATS["onnx"]
+    if path.suffix == ".tflite" and path.is_file():
+        return FORMATS["litert"]
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return FORMATS["tf_saved_model"]
+    return None
+
+
+def find_export(folder: Path) -> Path | None:
+    """The exported file in ``folder`` (one format's folder, as the export run logs it)."""
+    if format_of(folder):
+        return folder
+    for fmt in FORMATS.values():
+        if format_of(folder / fmt.file):
+            return folder / fmt.file
+    return None
+
+
+def runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from a float32 batch of raw images to class probabilities, run by the
+    format's own runtime: TensorFlow for a SavedModel, LiteRT, ONNX Runtime."""
+    fmt = format_of(path)
+    if fmt is None:
+        raise ConfigError("model", f"{path} is not a .onnx, .tflite or SavedModel folder")
+    missing = [m for m in fmt.needs if m != "tf2onnx" and importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError("model", f"reading {path} needs {', '.join(missing)}: {EXTRA}")
+    return {"tf_saved_model": _saved_model, "litert": _litert, "onnx": _onnx}[fmt.name](path)
+
+
+def _saved_model(path: Path):
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        outputs = serve(tf.constant(batch, tf.float32))
+        return np.asarray(next(iter(outputs.values())))
+
+    return run
+
+
+def _litert(path: Path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    shape = [None]
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        if shape[0] != batch.shape:  # the batch size is part of a LiteRT graph's shape
+            interpreter.resize_tensor_input(source["index"], batch.shape)
+            interpreter.allocate_tensors()
+            shape[0] = batch.shape
+        interpreter.set_tensor(source["index"], batch.astype(np.float32))
+        interpreter.invoke()
+        return np.array(interpreter.get_tensor(target["index"]))
+
+    return run
+
+
+def _onnx(path: Path):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: batch.astype(np.float32)})[0]
+
+    return run
+
+
+def declared_shape(path: Path) -> tuple[int, ...]:
+    """The image shape (size, size, channels) an exported file declares for its input."""
+    info = read_info(path)
+    if info.get("input_shape"):
+        return tuple(info["input_shape"])
+    fmt = format_of(path)
+    if fmt.name == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        shape = session.get_inputs()[0].shape[1:]
+    elif fmt.name == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+
+        shape = Interpreter(model_path=str(path)).get_input_details()[0]["shape_signature"][1:]
+    else:
+        import tensorflow as tf
+
+        serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+        spec = next(iter(serve.structured_input_signature[1].values()))
+        shape = spec.shape[1:]
+    return tuple(int(d) if isinstance(d, (int, np.integer)) else -1 for d in shape)
+
+
+def size_mb(path: Path) -> float:
+    """Bytes on disk of the file, or of every file of a SavedModel folder, in MB (10^6)."""
+    if path.is_file():
+        return path.stat().st_size / 1e6
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
