@@ -11,7 +11,18 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # The parts in the order a section lists them (run_all.py's, then the stand-alone ones).
-ORDER = ("network", "overhead", "transfer", "cli", "predict", "cache", "cost", "suite")
+ORDER = (
+    "network",
+    "overhead",
+    "transfer",
+    "cli",
+    "predict",
+    "cache",
+    "cost",
+    "export",
+    "export_zoo",
+    "suite",
+)
 
 INTRO = """# Benchmarks
 

@@ -56,8 +56,8 @@ def test_size_is_what_serving_needs_whatever_the_optimizer_holds():
     model = keras.Sequential(
         [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(300)]
     )
-    before = cost._size_mb(model)
+    before = cost.size_mb(model)
     assert (64 + 1) * 300 * 4 / 1e6 < before < 0.085  # float32 weights and biases, the JSON
     model.compile("adam", "mse")
     model.fit(np.zeros((4, 8, 8, 1)), np.zeros((4, 300)), verbose=0)  # Adam: two moments each
-    assert cost._size_mb(model) == pytest.approx(before, rel=0.01)
+    assert cost.size_mb(model) == pytest.approx(before, rel=0.01)

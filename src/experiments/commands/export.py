@@ -153,6 +153,8 @@ def _export_one(src, fmt, folder: Path, cfg, reference: np.ndarray) -> Row:
 
 def _reason(exc: BaseException) -> str:
     """The converter's message, with the layer or op it names when it names one."""
+    if isinstance(exc, formats.ConversionRefused):
+        return str(exc)
     text = str(exc)
     for line in text.splitlines():
         if any(word in line for word in ("op ", "Op ", "layer", "Layer", "not supported")):
@@ -186,7 +188,7 @@ def table(rows: list[Row], where: str) -> str:
 
 
 def _keras_row(src, reference: np.ndarray, cfg) -> Row:
-    row = Row("keras", size_mb=cost._size_mb(src.model))
+    row = Row("keras", size_mb=cost.size_mb(src.model))
     accuracy = parity.accuracy(reference, src.labels)
     row.parity = parity.Parity(1.0, 0.0, accuracy, None if accuracy is None else 0.0)
     if cfg.timing:
@@ -197,12 +199,10 @@ def _keras_row(src, reference: np.ndarray, cfg) -> Row:
 
 
 def _quiet_converters() -> None:
-    """tf2onnx logs each graph fix-up as a warning, and Keras' shim for it warns of NumPy's
-    future: noise above the table. A refused conversion still reaches the table."""
-    import logging
+    """Keras' shim for tf2onnx warns of NumPy's future: noise above the table (tf2onnx's
+    own log is kept off the console by ``formats.export``)."""
     import warnings
 
-    logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"keras\.src\.export")
 
 
@@ -234,7 +234,7 @@ def _export(argv: list[str]) -> int:
             row.path = final / row.path.parent.name / row.path.name
     failed = [row for row in rows[1:] if row.failure is not None]
     if kept:
-        print(f"\nkept in {final}: " + ", ".join(str(row.path) for row in kept))
+        print(f"\nkept in {final}: " + ", ".join(str(row.path.relative_to(final)) for row in kept))
     if failed:
         print(
             "error: not kept: " + "; ".join(f"{row.name}: {row.failure}" for row in failed),

@@ -7,8 +7,11 @@ checked before anything is exported, so a missing one is named at once.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,16 +68,61 @@ def is_quantised(fmt: Format, quantize: str) -> bool:
     return fmt.name == "litert" and quantize != "none"
 
 
+class ConversionRefused(Exception):
+    """A converter left ops it cannot translate; the message names them and their layers."""
+
+
+# tf2onnx logs each op it cannot translate, then writes a file no runtime can load.
+_UNSUPPORTED = re.compile(r"Tensorflow op \[(?P<node>[^\]]+): (?P<op>\w+)\] is not supported")
+
+
 def export(model, fmt: Format, folder: Path, quantize: str, sample: np.ndarray) -> Path:
     """Write ``model`` as ``fmt`` into ``folder``; return the file (or SavedModel folder).
 
     ``sample``: training images, the representative data of full-integer quantisation.
+    Raises ``ConversionRefused`` naming the ops (and layers) a converter could not translate.
     """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / fmt.file
     kwargs = _litert_options(quantize, sample) if fmt.name == "litert" else {}
-    model.export(str(path), format=fmt.name, verbose=False, **kwargs)
+    with _logged("tf2onnx") as messages:
+        model.export(str(path), format=fmt.name, verbose=False, **kwargs)
+    refused = {}
+    for found in (_UNSUPPORTED.search(message) for message in messages):
+        if found:
+            refused.setdefault(found["op"], _layer_of(found["node"]))
+    if refused:
+        ops = ", ".join(f"{op} (layer {layer})" for op, layer in refused.items())
+        raise ConversionRefused(f"{fmt.name} has no equivalent for the TensorFlow op(s) {ops}")
     return path
+
+
+@contextlib.contextmanager
+def _logged(name: str):
+    """The errors logger ``name`` emits inside the block, kept off the console: tf2onnx
+    logs every graph fix-up, noise above the table; what it refused is said once, by us."""
+    messages: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    logger, handler = logging.getLogger(name), Keep(logging.ERROR)
+    saved = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = saved
+
+
+def _layer_of(node: str) -> str:
+    """The Keras layer in a graph node's name: its last scope with Keras' ``_<n>`` suffix."""
+    scopes = node.split("/")[:-1]
+    keras_scopes = [s for s in scopes if re.fullmatch(r".+_\d+", s)]
+    return re.sub(r"_\d+$", "", keras_scopes[-1]) if keras_scopes else node
 
 
 def _litert_options(quantize: str, sample: np.ndarray) -> dict:

@@ -82,7 +82,12 @@ def register(cfg, tracking_uri: str, src, run_id: str, rows: list) -> None:
     mlflow.set_tracking_uri(tracking_uri)
     registered = {}
     if any(row.name == "onnx" for row in rows):
-        version = mlflow.register_model(f"runs:/{run_id}/onnx", f"{base}-onnx").version
+        logged = mlflow.search_logged_models(
+            experiment_ids=[client.get_run(run_id).info.experiment_id],
+            filter_string=f"source_run_id = '{run_id}' AND name = 'onnx'",
+            output_format="list",
+        )
+        version = mlflow.register_model(logged[0].model_uri, f"{base}-onnx").version
         client.set_registered_model_alias(f"{base}-onnx", "champion", version)
         registered["onnx"] = f"models:/{base}-onnx/{version}"
     target = _source_version(client, src, base)

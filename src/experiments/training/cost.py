@@ -28,7 +28,7 @@ from experiments.training import precision
 
 def measure(model, cfg_cost, threads: int, policy: str) -> tuple[dict, dict]:
     """The run's cost metrics and the tags that say where they were measured."""
-    metrics = {"size_mb": _size_mb(model), "macs": macs(model)}
+    metrics = {"size_mb": size_mb(model), "macs": macs(model)}
     metrics.update(timings(model, cfg_cost))
     tags = {
         "cost.cpu": precision.describe_cpu(),
@@ -71,7 +71,7 @@ def timings(model, cfg_cost) -> dict[str, float]:
     }
 
 
-def _size_mb(model) -> float:
+def size_mb(model) -> float:
     """What shipping the model takes: its weights as stored and its architecture, in MB.
 
     Keras' files of a trained model also hold the optimizer's state (twice the trainable
