@@ -142,3 +142,19 @@ def test_finetuning_step_keeps_the_rows_normalization_frozen(built):
     assert any(not np.array_equal(a, v.numpy()) for a, v in zip(head_before, head, strict=True))
     after = [w.numpy() for layer in frozen for w in layer.weights]
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+@pytest.mark.slow
+def test_gradcam_maps_the_rows_last_spatial_layer(built):
+    """``explain`` works for every family: the target is found inside the nested base, and
+    the gradient of the explained class reaches it (a map the size of the image, finite)."""
+    from experiments.explaining import gradcam
+
+    if built.row.name not in FIRSTS:
+        pytest.skip("the first row of its family has the same layer classes")
+    explain = gradcam.explainer(built.model)
+    assert len(explain.target.output.shape) == 4
+    cams, chosen, probs = explain.maps(built.pixels)
+    assert cams.shape == built.pixels.shape[:3] and np.all(np.isfinite(cams))
+    assert cams.min() >= 0 and cams.max() <= 1
+    np.testing.assert_allclose(probs, np.asarray(built.model(built.pixels)), atol=1e-4)

@@ -87,13 +87,35 @@ def draw(shape: str, size: int, rng: np.random.Generator) -> Image.Image:
     image = Image.new("RGB", (big, big), background)
     pen = ImageDraw.Draw(image)
     fill = _contrasting(background, rng)
+    outline = _outline(shape, big, rng)
+    if shape == "circle":
+        pen.ellipse(_bounds(outline), fill=fill)
+    else:
+        pen.polygon(outline, fill=fill)
+    return image.resize((size, size), Image.LANCZOS)
+
+
+def box(shape: str, size: int, rng: np.random.Generator) -> tuple[float, float, float, float]:
+    """The bounding box ``(left, top, right, bottom)``, in pixels of the ``size``×``size``
+    image, of the shape ``draw`` draws with a generator in the same state as ``rng``."""
+    big = size * SUPERSAMPLE
+    _contrasting(_colour(rng), rng)  # the colours, drawn first, as draw does
+    left, top, right, bottom = _bounds(_outline(shape, big, rng))
+    return left / SUPERSAMPLE, top / SUPERSAMPLE, right / SUPERSAMPLE, bottom / SUPERSAMPLE
+
+
+def _outline(shape: str, big: int, rng: np.random.Generator) -> list[tuple[float, float]]:
+    """The shape's corners (a circle: its bounding square's two corners), at random."""
     radius = rng.uniform(0.22, 0.42) * big
     cx, cy = rng.uniform(radius, big - radius, size=2)
     if shape == "circle":
-        pen.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=fill)
-    else:
-        pen.polygon(_vertices(shape, cx, cy, radius, rng.uniform(0, 2 * math.pi)), fill=fill)
-    return image.resize((size, size), Image.LANCZOS)
+        return [(cx - radius, cy - radius), (cx + radius, cy + radius)]
+    return _vertices(shape, cx, cy, radius, rng.uniform(0, 2 * math.pi))
+
+
+def _bounds(points: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return min(xs), min(ys), max(xs), max(ys)
 
 
 def _vertices(shape: str, cx: float, cy: float, radius: float, angle: float):

@@ -1,0 +1,6 @@
+"""``python -m experiments.explain``, the name users' scripts call (code: ``commands.explain``)."""
+
+from experiments.commands.explain import main
+
+if __name__ == "__main__":
+    main()
