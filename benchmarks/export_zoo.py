@@ -20,6 +20,9 @@ would be; the table gives the spread of the probabilities the check compared.
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +39,8 @@ from experiments.exporting import formats, parity, source  # noqa: E402
 from experiments.training.settings import compose  # noqa: E402
 
 IMAGES, CLASSES = 64, 3
+MEMORY = 18 * 2**30  # each backbone's process: tf2onnx held 23.6 GB for ConvNeXt Large
+TIMEOUT = 900  # seconds per backbone
 
 
 def one(name: str) -> dict[str, str]:
@@ -93,11 +98,42 @@ def _normalise_on(model, images: np.ndarray) -> None:
         layer.momentum = 0.99
 
 
+def isolated(name: str) -> dict[str, str]:
+    """``one(name)`` in a process of its own, its memory capped: a converter that runs out
+    of memory fails that backbone, not the machine nor the table."""
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
+
+    try:
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", name],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            preexec_fn=cap,
+        )
+    except subprocess.TimeoutExpired:
+        return {f: f"not done in {TIMEOUT} s" for f in ("tf_saved_model", "litert", "onnx")} | {
+            "spread": "-"
+        }
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    memory = "MemoryError" in done.stderr or "bad_alloc" in done.stderr or done.returncode < 0
+    why = f"out of its {MEMORY // 2**30} GiB" if memory else done.stderr.strip()[-120:]
+    return {f: f"fails: {why}" for f in ("tf_saved_model", "litert", "onnx")} | {"spread": "-"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="*", help="backbones (default: all)")
     parser.add_argument("--write", action="store_true", help="into RESULTS.md")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: one backbone, as JSON
     args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one)))
+        return
     names = args.names or models.names()
     lines = [
         machine(),
@@ -109,7 +145,7 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     for name in names:
         begun = time.perf_counter()
-        v = one(name)
+        v = isolated(name)
         dps = " / ".join(v.get(f"{f}_dp", "-") for f in formats.FORMATS)
         line = (
             f"| {name} | {models.spec(name).min_size} | {v['tf_saved_model']} | {v['litert']} "

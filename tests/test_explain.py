@@ -185,3 +185,24 @@ def test_a_network_without_a_spatial_layer_is_refused_with_the_override():
     assert "layer=<name>" in str(info.value)
     with pytest.raises(ConfigError, match="mlp has no layer 'nope'"):
         gradcam.explainer(dense, "nope")
+
+
+def test_confused_pairs_and_top_losses_rank_what_they_say():
+    from experiments.explaining import interpretation
+
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    predicted = np.array([1, 1, 0, 0, 1, 1, 0, 1, 2])
+    pairs = interpretation.confused_pairs(labels, predicted, ["a", "b", "c"], 2)
+    assert pairs == {
+        "true": ["a", "c"],
+        "predicted": ["b", "b"],
+        "count": [2, 2],
+        "share": [round(2 / 3, 4), 0.5],
+    }
+    probs = np.full((4, 3), 0.1)
+    probs[:, 0] = [0.8, 0.01, 0.5, 0.3]
+    probs /= probs.sum(axis=1, keepdims=True)
+    assert interpretation.top_losses(probs, np.zeros(4, int), 2).tolist() == [1, 3]
+    one_hot = np.eye(3)[[0, 1, 0, 2, 0]]
+    correct = interpretation.correct_sample(one_hot, np.array([0, 1, 0, 2, 1]), 2)
+    assert correct.tolist() == [0, 2, 1, 3]

@@ -106,6 +106,14 @@ def test_command_line_run_lands_a_complete_mlflow_run(workdir, store_uri, fashio
     per_class = json.loads((artifacts / "metrics/per_class.json").read_text())
     assert per_class["columns"] == ["class", "precision", "recall", "f1", "support"]
     assert sum(row[4] for row in per_class["data"]) == 10000  # the whole test set
+    # Interpretation: the confusions, and the galleries with their Grad-CAM maps.
+    pairs = json.loads((artifacts / "interpretation/confused_pairs.json").read_text())
+    assert pairs["columns"] == ["true", "predicted", "count", "share"] and len(pairs["data"]) == 5
+    counts = [row[2] for row in pairs["data"]]
+    assert counts == sorted(counts, reverse=True) and all(row[0] != row[1] for row in pairs["data"])
+    for png in ("interpretation/top_losses.png", "interpretation/correct.png"):
+        assert (artifacts / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 0 < metrics["interpretation_time_s"] < metrics["train_time_s"] + 60
 
     tags = run.data.tags
     assert "dataset.limit=300" in tags["hydra.overrides"] and "experiments" in tags["command"]

@@ -114,6 +114,14 @@ class CostConfig:
 
 
 @dataclass
+class InterpretationConfig:
+    confused_pairs: int = 5  # the most frequent (true, predicted) confusions; 0 = none
+    top_losses: int = 8  # the test images with the highest loss, with Grad-CAM maps
+    per_class: int = 2  # correct test images per class, with their maps
+    layer: str | None = None  # the layer Grad-CAM maps; None = the base's last spatial map
+
+
+@dataclass
 class Config:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     phase: PhaseConfig = field(default_factory=PhaseConfig)
@@ -122,6 +130,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     cost: CostConfig = field(default_factory=CostConfig)
+    interpretation: InterpretationConfig = field(default_factory=InterpretationConfig)
     seed: int = 42
     metric: str = "val_accuracy"  # what the main function returns to sweepers
 

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from experiments.config.schema import flatten
 from experiments.data import stream
+from experiments.explaining import interpretation
 from experiments.reporting import calibration, fonts, ranking
 from experiments.tracking import logged_models, outbox, predictions, store
 from experiments.training import best_epoch, cost, resume
@@ -131,6 +132,9 @@ def results(cfg, data, model, trained, sender, runtime: dict) -> dict:
     for part, labels, p in (("test", data.y_test, probs), ("val", data.y_val, val_probs)):
         _log_predictions(sender, part, predictions.arrays(labels, p, data.digest(part)))
     _log_reports(cfg, data, probs, trained.history, sender, trained.stages)
+    begun = time.perf_counter()
+    _log_interpretation(cfg.interpretation, data, model, probs, sender)
+    sender.metrics({"interpretation_time_s": time.perf_counter() - begun}, step=trained.step)
     temperature = metrics.get("temperature", 1.0)
     _log_figure(
         sender,
@@ -223,6 +227,32 @@ def _log_reports(cfg, data, probs: np.ndarray, history: dict, sender, stages: li
             )
     rows = ranking.top_k_rows(data.y_test[picks], probs[picks], data.class_names, cfg.mlflow.top_k)
     _log_table(sender, _columns(rows), "predictions/top_k.json")
+
+
+def _log_interpretation(cfg, data, model, probs: np.ndarray, sender) -> None:
+    """``interpretation/``: confused pairs, top losses and correct images with their maps."""
+    labels = np.asarray(data.y_test, np.int64)
+    names = data.class_names
+    if cfg.confused_pairs > 0 and len(labels):
+        predicted = probs.argmax(axis=1)
+        pairs = interpretation.confused_pairs(labels, predicted, names, cfg.confused_pairs)
+        if pairs["count"]:
+            _log_table(sender, pairs, "interpretation/confused_pairs.json")
+    galleries = (
+        ("top_losses", interpretation.top_losses(probs, labels, cfg.top_losses), "Top losses"),
+        ("correct", interpretation.correct_sample(probs, labels, cfg.per_class), "Correct"),
+    )
+    names_drawn, families = fonts.plot_names(names)
+    for name, rows, title in galleries:
+        if len(rows) == 0:
+            continue
+        rows = np.sort(rows) if name == "correct" else rows
+        images = np.stack([np.asarray(data.x_test[int(i)]) for i in rows])
+        with fonts.drawing(families):
+            figure = interpretation.gallery(
+                cfg, model, images, labels[rows], probs[rows], names_drawn, title
+            )
+        _log_figure(sender, figure, f"interpretation/{name}.png")
 
 
 def _log_figure(sender, figure, path: str) -> None:
