@@ -98,13 +98,13 @@ def one(label: str, overrides: list[str], folder: Path) -> list[str]:
 
 def _alternating(model: str, uri: str, kept: Path):
     """Each runtime's latency and throughput, ROUNDS times, alternating within a round."""
-    from experiments.exporting import formats, source, speed
+    from experiments.exporting import runtimes, source, speed
 
     src = source.load(model, uri, 100)
     runners = {
         "keras": lambda b: np.asarray(src.model.predict_on_batch(b)),
-        "onnx": formats.runner(kept / "onnx" / "model.onnx"),
-        "litert": formats.runner(kept / "litert" / "model.tflite"),
+        "onnx": runtimes.runner(kept / "onnx" / "model.onnx"),
+        "litert": runtimes.runner(kept / "litert" / "model.tflite"),
     }
     shape = tuple(src.model.input_shape[1:])
     latency = {name: [] for name in runners}

@@ -35,7 +35,7 @@ from common import cpu_kind, machine  # noqa: E402
 from results import write_part  # noqa: E402
 
 from experiments import models  # noqa: E402
-from experiments.exporting import formats, parity, source  # noqa: E402
+from experiments.exporting import formats, parity, runtimes, source  # noqa: E402
 from experiments.training.settings import compose  # noqa: E402
 
 IMAGES, CLASSES = 64, 3
@@ -43,7 +43,7 @@ MEMORY = 18 * 2**30  # each backbone's process: tf2onnx held 23.6 GB for ConvNeX
 TIMEOUT = 900  # seconds per backbone
 
 
-def one(name: str) -> dict[str, str]:
+def one(name: str, report=lambda verdicts: None) -> dict[str, str]:
     """Each format's verdict for backbone ``name``: ``pass``, or why not (short)."""
     import keras
 
@@ -65,18 +65,21 @@ def one(name: str) -> dict[str, str]:
     model = source.inference_model(built)
     reference = np.asarray(model.predict_on_batch(images))
     verdicts = {"spread": f"{reference.std(axis=0).mean():.0e}"}
+    report(verdicts)
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in formats.FORMATS.values():
             try:
                 path = formats.export(model, fmt, Path(tmp) / fmt.name, "none", images[:4])
-                probs = formats.runner(path)(images)
+                probs = runtimes.runner(path)(images)
             except Exception as exc:  # noqa: BLE001  the table says which and why
                 verdicts[fmt.name] = f"fails: {str(exc).strip().splitlines()[0][:160]}"
+                report(verdicts)
                 continue
             check = parity.compare(reference, probs, None)
             failure = parity.verdict(check, False, 1.0)
             verdicts[fmt.name] = "pass" if failure is None else f"gate: {failure}"
             verdicts[f"{fmt.name}_dp"] = f"{check.max_dp:.0e}"
+            report(verdicts)
     keras.backend.clear_session()
     return verdicts
 
@@ -118,11 +121,13 @@ def isolated(name: str) -> dict[str, str]:
             "spread": "-"
         }
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    verdicts = json.loads(lines[-1]) if lines else {}  # the formats done before any crash
     if done.returncode == 0 and lines:
-        return json.loads(lines[-1])
+        return verdicts
     memory = "MemoryError" in done.stderr or "bad_alloc" in done.stderr or done.returncode < 0
     why = f"out of its {MEMORY // 2**30} GiB" if memory else done.stderr.strip()[-120:]
-    return {f: f"fails: {why}" for f in ("tf_saved_model", "litert", "onnx")} | {"spread": "-"}
+    missing = {f: f"fails: {why}" for f in formats.FORMATS if f not in verdicts}
+    return {"spread": "-", **verdicts, **missing}
 
 
 def main() -> None:
@@ -132,7 +137,7 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: one backbone, as JSON
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one)))
+        one(args.one, lambda verdicts: print(json.dumps(verdicts), flush=True))
         return
     names = args.names or models.names()
     lines = [

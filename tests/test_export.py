@@ -19,7 +19,7 @@ from PIL import Image
 
 from experiments.commands import export as export_command
 from experiments.commands import predict as predict_command
-from experiments.exporting import formats, parity
+from experiments.exporting import formats, parity, runtimes
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_predict_reads_every_export_and_answers_as_the_keras_model(exported):
 @pytest.mark.slow
 def test_a_format_that_changes_the_answers_is_refused_and_nothing_registered(exported, monkeypatch):
     """A converter that silently changes outputs (tensorflow #62709): the gate stops it."""
-    real = formats.runner
+    real = runtimes.runner
 
     def drifting(path: Path):
         run = real(path)
@@ -161,7 +161,7 @@ def test_a_format_that_changes_the_answers_is_refused_and_nothing_registered(exp
             return run
         return lambda batch: np.roll(run(batch), 1, axis=1)  # every answer off by one class
 
-    monkeypatch.setattr(formats, "runner", drifting)
+    monkeypatch.setattr(runtimes, "runner", drifting)
     registry = mlflow.MlflowClient(exported["uri"], registry_uri=exported["uri"])
     before = len(registry.search_model_versions("name = 'fashion-onnx'"))
     out = exported["root"] / "drift"

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from experiments.commands import quiet
 from experiments.commands.cli_args import parse, run_command
 from experiments.errors import ConfigError, first_line
-from experiments.exporting import formats, parity, record, speed
+from experiments.exporting import formats, parity, record, runtimes, speed
 from experiments.exporting import source as sources
 from experiments.tracking.store import resolve_tracking_uri
 from experiments.training import cost
@@ -137,7 +137,7 @@ def _export_one(src, fmt, folder: Path, cfg, reference: np.ndarray) -> Row:
     try:
         path = formats.export(src.model, fmt, folder / fmt.name, cfg.litert.quantize, src.sample)
         formats.write_info(folder / fmt.name, src.class_names, src.model.input_shape[1:])
-        run = formats.runner(path)
+        run = runtimes.runner(path)
         probs = predict_all(run, src.images)
     except Exception as exc:  # noqa: BLE001  a converter's or runtime's refusal, said in one line
         row.failure = f"export failed: {_reason(exc)}"

@@ -12,7 +12,9 @@ import importlib.util
 import json
 import logging
 import re
-from collections.abc import Callable
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from experiments.errors import ConfigError
 
 EXTRA = "pip install 'experiments[export]'"
 QUANTIZE = ("none", "float16", "dynamic_int8", "int8")
+SIGNATURE = "serving_default"
 INFO = "model.json"  # beside each exported file: class names and input shape, for predict
 
 
@@ -87,6 +90,13 @@ def export(model, fmt: Format, folder: Path, quantize: str, sample: np.ndarray) 
     kwargs = _litert_options(quantize, sample) if fmt.name == "litert" else {}
     with _logged("tf2onnx") as messages:
         model.export(str(path), format=fmt.name, verbose=False, **kwargs)
+    _refused(fmt, messages)
+    if fmt.name == "onnx" and _extra_onnx_inputs(path):
+        _onnx_through_saved_model(model, path)
+    return path
+
+
+def _refused(fmt: Format, messages: list[str]) -> None:
     refused = {}
     for found in (_UNSUPPORTED.search(message) for message in messages):
         if found:
@@ -94,7 +104,34 @@ def export(model, fmt: Format, folder: Path, quantize: str, sample: np.ndarray) 
     if refused:
         ops = ", ".join(f"{op} (layer {layer})" for op, layer in refused.items())
         raise ConversionRefused(f"{fmt.name} has no equivalent for the TensorFlow op(s) {ops}")
-    return path
+
+
+def _extra_onnx_inputs(path: Path) -> list[str]:
+    """Graph inputs besides the image: constants tf2onnx failed to freeze from a Keras
+    function (EfficientNet's normalisation), which no caller can feed."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    constants = {tensor.name for tensor in graph.initializer}
+    return [i.name for i in graph.input if i.name not in constants][1:]
+
+
+def _onnx_through_saved_model(model, path: Path) -> None:
+    """The ONNX file converted again, by tf2onnx's own SavedModel route, where the
+    SavedModel holds those constants frozen: the same graph, the image its only input."""
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / "saved_model"
+        model.export(str(saved), format="tf_saved_model", verbose=False)
+        command = ["--saved-model", str(saved), "--output", str(path)]
+        done = subprocess.run(
+            [sys.executable, "-m", "tf2onnx.convert", *command, "--signature_def", SIGNATURE],
+            capture_output=True,
+            text=True,
+        )
+    _refused(FORMATS["onnx"], done.stderr.splitlines())
+    if done.returncode != 0 or _extra_onnx_inputs(path):
+        why = done.stderr.strip().splitlines()[-1:] or ["inputs besides the image remain"]
+        raise ConversionRefused(f"onnx: tf2onnx could not freeze the graph: {why[0][:200]}")
 
 
 @contextlib.contextmanager
@@ -176,85 +213,6 @@ def find_export(folder: Path) -> Path | None:
         if format_of(folder / fmt.file):
             return folder / fmt.file
     return None
-
-
-def runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from a float32 batch of raw images to class probabilities, run by the
-    format's own runtime: TensorFlow for a SavedModel, LiteRT, ONNX Runtime."""
-    fmt = format_of(path)
-    if fmt is None:
-        raise ConfigError("model", f"{path} is not a .onnx, .tflite or SavedModel folder")
-    missing = [m for m in fmt.needs if m != "tf2onnx" and importlib.util.find_spec(m) is None]
-    if missing:
-        raise ConfigError("model", f"reading {path} needs {', '.join(missing)}: {EXTRA}")
-    return {"tf_saved_model": _saved_model, "litert": _litert, "onnx": _onnx}[fmt.name](path)
-
-
-def _saved_model(path: Path):
-    import tensorflow as tf
-
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        outputs = serve(tf.constant(batch, tf.float32))
-        return np.asarray(next(iter(outputs.values())))
-
-    return run
-
-
-def _litert(path: Path):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path))
-    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    shape = [None]
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        if shape[0] != batch.shape:  # the batch size is part of a LiteRT graph's shape
-            interpreter.resize_tensor_input(source["index"], batch.shape)
-            interpreter.allocate_tensors()
-            shape[0] = batch.shape
-        interpreter.set_tensor(source["index"], batch.astype(np.float32))
-        interpreter.invoke()
-        return np.array(interpreter.get_tensor(target["index"]))
-
-    return run
-
-
-def _onnx(path: Path):
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: batch.astype(np.float32)})[0]
-
-    return run
-
-
-def declared_shape(path: Path) -> tuple[int, ...]:
-    """The image shape (size, size, channels) an exported file declares for its input."""
-    info = read_info(path)
-    if info.get("input_shape"):
-        return tuple(info["input_shape"])
-    fmt = format_of(path)
-    if fmt.name == "onnx":
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        shape = session.get_inputs()[0].shape[1:]
-    elif fmt.name == "litert":
-        from ai_edge_litert.interpreter import Interpreter
-
-        shape = Interpreter(model_path=str(path)).get_input_details()[0]["shape_signature"][1:]
-    else:
-        import tensorflow as tf
-
-        serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-        spec = next(iter(serve.structured_input_signature[1].values()))
-        shape = spec.shape[1:]
-    return tuple(int(d) if isinstance(d, (int, np.integer)) else -1 for d in shape)
 
 
 def size_mb(path: Path) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.errors import ConfigError
-from experiments.exporting import formats
+from experiments.exporting import formats, runtimes
 
 
 class ExportedModel:
@@ -34,14 +34,14 @@ def from_file(path: Path, class_names: list[str] | None):
     from mlflow.models import Model, ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
-    shape = formats.declared_shape(path)
+    shape = runtimes.declared_shape(path)
     description = Model()
     description.signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype("float32"), (-1, *shape))])
     )
     names = class_names or formats.read_info(path).get("class_names")
     description.metadata = {"class_names": names} if names else {}
-    return ExportedModel(formats.runner(path), description)
+    return ExportedModel(runtimes.runner(path), description)
 
 
 def from_uri(uri: str):
