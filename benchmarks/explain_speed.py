@@ -53,8 +53,7 @@ def _images(folder: Path, overrides: list[str]) -> Path:
         data = datasets.load(cfg.dataset, cfg.seed, channels=None)
     out = folder / "images"
     out.mkdir()
-    for i in range(min(IMAGES, len(data.y_test))):
-        pixels = np.asarray(data.x_test[i])
+    for i, pixels in enumerate(np.asarray(data.x_test[np.arange(min(IMAGES, len(data.y_test)))])):
         Image.fromarray(pixels.squeeze() if pixels.shape[-1] == 1 else pixels).save(
             out / f"{i}.png"
         )

@@ -21,6 +21,7 @@ ORDER = (
     "cost",
     "export",
     "export_zoo",
+    "explain",
     "suite",
 )
 

@@ -247,7 +247,7 @@ def _log_interpretation(cfg, data, model, probs: np.ndarray, sender) -> None:
         if len(rows) == 0:
             continue
         rows = np.sort(rows) if name == "correct" else rows
-        images = np.stack([np.asarray(data.x_test[int(i)]) for i in rows])
+        images = np.asarray(data.x_test[np.asarray(rows, np.int64)])
         with fonts.drawing(families):
             figure = interpretation.gallery(
                 cfg, model, images, labels[rows], probs[rows], names_drawn, title
