@@ -206,3 +206,28 @@ def test_confused_pairs_and_top_losses_rank_what_they_say():
     one_hot = np.eye(3)[[0, 1, 0, 2, 0]]
     correct = interpretation.correct_sample(one_hot, np.array([0, 1, 0, 2, 1]), 2)
     assert correct.tolist() == [0, 2, 1, 3]
+
+
+@pytest.mark.slow
+def test_a_model_transferred_from_the_run_is_explained_inside_its_borrowed_base(trained):
+    """``backbone.weights=runs:/...``: the base comes from the earlier run's model."""
+    import keras
+
+    from experiments import models
+    from experiments.training.settings import compose
+
+    cfg = compose(
+        [
+            "phase=transfer",
+            f"backbone.weights=runs:/{trained['run'].info.run_id}/model",
+            "dataset=shapes",
+            f"dataset.image_size={SIZE}",
+        ]
+    )
+    keras.utils.set_random_seed(0)
+    transferred = models.build(cfg, (SIZE, SIZE, 3), 4, frozen_bn=True, logged=trained["model"])
+    explain = gradcam.explainer(transferred)
+    assert explain.layer == "conv2d_2"
+    cams, _, probs = explain.maps(trained["images"][:8])
+    assert cams.shape == (8, SIZE, SIZE) and np.isfinite(cams).all() and cams.max() <= 1
+    np.testing.assert_allclose(probs, np.asarray(transferred(trained["images"][:8])), atol=1e-4)
