@@ -8,7 +8,7 @@ training images, 3 epochs) and MobileNet trained from scratch on ``dataset=shape
 96 px (random initial weights: ImageNet's cannot be had here), both in float32. Each is
 exported by ``python -m experiments.export`` (its whole command timed), in float and with
 ``litert.quantize=dynamic_int8``. Then Keras (``predict_on_batch``, what ``predict`` calls),
-ONNX Runtime and LiteRT are timed by ``exporting.speed`` in three rounds, the runtimes
+ONNX Runtime and LiteRT are timed by ``training.cost``'s protocol in three rounds, the runtimes
 alternating within each round; the table gives each runtime's median over the rounds.
 """
 
@@ -98,7 +98,9 @@ def one(label: str, overrides: list[str], folder: Path) -> list[str]:
 
 def _alternating(model: str, uri: str, kept: Path):
     """Each runtime's latency and throughput, ROUNDS times, alternating within a round."""
-    from experiments.exporting import runtimes, source, speed
+    from experiments.config.schema import CostConfig
+    from experiments.exporting import runtimes, source
+    from experiments.training import cost
 
     src = source.load(model, uri, 100)
     runners = {
@@ -112,7 +114,7 @@ def _alternating(model: str, uri: str, kept: Path):
     for index in range(ROUNDS):
         order = list(runners) if index % 2 == 0 else list(reversed(runners))
         for name in order:
-            figures = speed.measure(runners[name], shape)
+            figures = cost.runner_timings(runners[name], shape, CostConfig())
             latency[name].append(figures["latency_ms"])
             throughput[name].append(figures["throughput_ips"])
     return latency, throughput

@@ -21,8 +21,9 @@ from omegaconf import OmegaConf
 
 from experiments.commands import quiet
 from experiments.commands.cli_args import parse, run_command
+from experiments.config.schema import CostConfig
 from experiments.errors import ConfigError, first_line
-from experiments.exporting import formats, parity, record, runtimes, speed
+from experiments.exporting import formats, parity, record, runtimes
 from experiments.exporting import source as sources
 from experiments.tracking.store import resolve_tracking_uri
 from experiments.training import cost
@@ -147,7 +148,7 @@ def _export_one(src, fmt, folder: Path, cfg, reference: np.ndarray) -> Row:
     quantised = formats.is_quantised(fmt, cfg.litert.quantize)
     row.failure = parity.verdict(row.parity, quantised, cfg.gate.max_accuracy_drop)
     if cfg.timing:
-        row.timing = speed.measure(run, tuple(src.model.input_shape[1:]))
+        row.timing = cost.runner_timings(run, tuple(src.model.input_shape[1:]), CostConfig())
     return row
 
 
@@ -192,9 +193,8 @@ def _keras_row(src, reference: np.ndarray, cfg) -> Row:
     accuracy = parity.accuracy(reference, src.labels)
     row.parity = parity.Parity(1.0, 0.0, accuracy, None if accuracy is None else 0.0)
     if cfg.timing:
-        row.timing = speed.measure(
-            lambda b: np.asarray(src.model.predict_on_batch(b)), tuple(src.model.input_shape[1:])
-        )
+        keras_run = lambda b: np.asarray(src.model.predict_on_batch(b))  # noqa: E731
+        row.timing = cost.runner_timings(keras_run, tuple(src.model.input_shape[1:]), CostConfig())
     return row
 
 

@@ -24,7 +24,7 @@ from experiments.errors import ConfigError
 from experiments.exporting import loaded
 from experiments.reporting import calibration
 from experiments.reporting.ranking import format_top_k, top_classes
-from experiments.tracking.logged_models import load_logged_model
+from experiments.tracking.logged_models import load_logged_model, source_run
 from experiments.tracking.store import resolve_tracking_uri, store_missing
 
 # TensorFlow's C++ start-up chatter would bury the one-line errors this command prints, and
@@ -202,20 +202,14 @@ def _source_run(uri: str, tracking_uri: str) -> str:
     """The id of the training run that logged the model at ``uri``."""
     import mlflow
 
-    if uri.startswith("runs:/"):
-        return uri.removeprefix("runs:/").split("/")[0]
-    if not uri.startswith("models:/"):
+    run_id = source_run(uri, mlflow.MlflowClient(tracking_uri))
+    if run_id is None:
         raise ConfigError(
             "calibrated",
             f"needs model=runs:/... or models:/...: the folder {uri} does not say which run "
             "fitted its temperature",
         )
-    client = mlflow.MlflowClient(tracking_uri)
-    name, sep, alias = uri.removeprefix("models:/").partition("@")
-    if sep:
-        return client.get_model_version_by_alias(name, alias).run_id
-    name, _, version = name.partition("/")
-    return client.get_model_version(name, version).run_id
+    return run_id
 
 
 def _names_for(model, outcomes: list[np.ndarray | str]) -> list[str]:

@@ -33,15 +33,12 @@ class Format:
     name: str
     file: str  # what Keras writes, in the format's folder
     needs: tuple[str, ...]  # modules the export and its runtime import
-    what: str  # one line for the table and --help
 
 
 FORMATS = {
-    "tf_saved_model": Format("tf_saved_model", "saved_model", (), "TensorFlow SavedModel folder"),
-    "litert": Format("litert", "model.tflite", ("ai_edge_litert",), "LiteRT (TensorFlow Lite)"),
-    "onnx": Format(
-        "onnx", "model.onnx", ("tf2onnx", "onnx", "onnxruntime"), "ONNX, for ONNX Runtime"
-    ),
+    "tf_saved_model": Format("tf_saved_model", "saved_model", ()),  # read by TensorFlow itself
+    "litert": Format("litert", "model.tflite", ("ai_edge_litert",)),
+    "onnx": Format("onnx", "model.onnx", ("tf2onnx", "onnx", "onnxruntime")),
 }
 
 

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from experiments import models, uris
 from experiments.data import registry as datasets
 from experiments.errors import ConfigError
-from experiments.tracking.logged_models import load_logged_model
+from experiments.tracking.logged_models import load_logged_model, source_run
 from experiments.tracking.store import store_missing
 
 log = logging.getLogger(__name__)
@@ -64,19 +64,6 @@ def load(uri: str, tracking_uri: str, limit: int) -> Source:
             f"takes {(size, size, channels)}",
         )
     return Source(uri, model, names, run_id, images, labels, where, sample)
-
-
-def source_run(uri: str, client) -> str | None:
-    """The id of the training run behind ``uri`` (None for a model folder)."""
-    if uri.startswith("runs:/"):
-        return uri.removeprefix("runs:/").split("/")[0]
-    if not uri.startswith("models:/"):
-        return None
-    name, sep, alias = uri.removeprefix("models:/").partition("@")
-    if sep:
-        return client.get_model_version_by_alias(name, alias).run_id
-    name, _, version = name.partition("/")
-    return client.get_model_version(name, version).run_id
 
 
 def _test_split(client, run_id: str, limit: int):

@@ -1,4 +1,5 @@
-"""Models in MLflow: logging a Keras model, loading one back safely, registering a champion."""
+"""Models in MLflow: logging a Keras model, loading one back safely, registering a champion,
+and the run behind a model URI."""
 
 from __future__ import annotations
 
@@ -93,3 +94,16 @@ def load_logged_model(uri: str, key: str):
         reason = first_line(exc)
         raise ConfigError(key, f"cannot load a model from {uri}: {reason}") from exc
     return model, description
+
+
+def source_run(uri: str, client) -> str | None:
+    """The id of the training run behind ``uri`` (None for a model folder)."""
+    if uri.startswith("runs:/"):
+        return uri.removeprefix("runs:/").split("/")[0]
+    if not uri.startswith("models:/"):
+        return None
+    name, sep, alias = uri.removeprefix("models:/").partition("@")
+    if sep:
+        return client.get_model_version_by_alias(name, alias).run_id
+    name, _, version = name.partition("/")
+    return client.get_model_version(name, version).run_id

@@ -45,24 +45,38 @@ def timings(model, cfg_cost) -> dict[str, float]:
     if tf.distribute.has_strategy():  # a replica's call is not what serving one image costs
         return {}
     forward = tf.function(lambda x: model(x, training=False))
-    shape = tuple(model.input_shape[1:])
+    one, many = _images(tuple(model.input_shape[1:]), cfg_cost.throughput_batch)
+    return timed(lambda x: forward(x).numpy(), tf.constant(one), tf.constant(many), cfg_cost)
+
+
+def runner_timings(run, shape: tuple[int, ...], cfg_cost) -> dict[str, float]:
+    """The same protocol for any runtime (an exported file's): ``run`` takes float32 arrays."""
+    return timed(run, *_images(shape, cfg_cost.throughput_batch), cfg_cost)
+
+
+def _images(shape: tuple[int, ...], batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """One random image, then a batch of them: the protocol's fixed inputs."""
     rng = np.random.default_rng(0)
-    one = tf.constant(rng.uniform(0, 255, (1, *shape)).astype(np.float32))
+    one = rng.uniform(0, 255, (1, *shape)).astype(np.float32)
+    return one, rng.uniform(0, 255, (batch, *shape)).astype(np.float32)
+
+
+def timed(run, one, many, cfg_cost) -> dict[str, float]:
+    """``run`` timed on ``one`` image (latency) and on ``many`` (throughput), each result read."""
     for _ in range(cfg_cost.warmup_calls):
-        forward(one).numpy()
+        run(one)
     seconds = []
     for _ in range(cfg_cost.latency_calls):
         begun = time.perf_counter()
-        forward(one).numpy()
+        run(one)
         seconds.append(time.perf_counter() - begun)
     q1, median, q3 = np.percentile(np.asarray(seconds) * 1000, [25, 50, 75])
-    batch = tf.constant(rng.uniform(0, 255, (cfg_cost.throughput_batch, *shape)).astype("float32"))
-    forward(batch).numpy()
+    run(many)
     calls, begun = 0, time.perf_counter()
     while calls < 3 or time.perf_counter() - begun < cfg_cost.throughput_seconds:
-        forward(batch).numpy()
+        run(many)
         calls += 1
-    throughput = calls * cfg_cost.throughput_batch / (time.perf_counter() - begun)
+    throughput = calls * len(many) / (time.perf_counter() - begun)
     return {
         "latency_ms": float(median),
         "latency_ms_q1": float(q1),
