@@ -205,6 +205,7 @@ def test_a_seed_sweep_is_aggregated_and_its_winner_registered_then_served(
         "trainer.epochs=1",
         "trainer.verbose=0",
         "cost=quick",
+        "interpretation=off",
         "mlflow.samples=0",
         "mlflow.register_as=fashion",
         f"mlflow.tracking_uri={store_uri}",

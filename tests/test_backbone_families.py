@@ -33,6 +33,7 @@ QUICK = [
     "trainer.epochs=1",
     "trainer.verbose=0",
     "cost=quick",
+    "interpretation=off",
     "mlflow.samples=0",
     "trainer.checkpoints=false",
     "trainer.batch_size=8",

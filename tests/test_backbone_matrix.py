@@ -36,6 +36,7 @@ QUICK = [
     "trainer.epochs=1",
     "trainer.verbose=0",
     "cost=quick",
+    "interpretation=off",
     "mlflow.samples=4",
     "trainer.checkpoints=false",  # checkpoints are tested with the main job
 ]

@@ -19,7 +19,7 @@ from experiments.reporting import reports
 from experiments.tracking import store
 from experiments.training import best_epoch, resume
 
-TINY = ["trainer.verbose=0", "cost=quick", "mlflow.samples=0"]
+TINY = ["trainer.verbose=0", "cost=quick", "interpretation=off", "mlflow.samples=0"]
 
 
 def trainer(patience=None, min_delta=0.0):
@@ -251,6 +251,7 @@ def test_a_run_killed_with_sigkill_resumes_with_one_value_per_step(workdir, stor
         "trainer.epochs=6",
         "trainer.verbose=0",
         "cost=quick",
+        "interpretation=off",
         f"mlflow.tracking_uri={store_uri}",
     ]
     process = subprocess.Popen(

@@ -29,6 +29,7 @@ TINY = [
     "backbone=custom_cnn",
     "trainer.verbose=0",
     "cost=quick",
+    "interpretation=off",
     "mlflow.samples=2",
     "mlflow.log_model=false",
 ]

@@ -19,6 +19,7 @@ QUICK = [
     "trainer.epochs=1",
     "trainer.verbose=0",
     "cost=quick",
+    "interpretation=off",
     "mlflow.samples=0",
     "mlflow.log_model=false",
     "trainer.checkpoints=false",

@@ -105,6 +105,7 @@ def test_a_run_whose_checkpoints_fill_the_disk_ends_failed_in_one_line(
         "trainer.epochs=1",
         "trainer.verbose=0",
         "cost=quick",
+        "interpretation=off",
         "mlflow.samples=0",
         "mlflow.log_model=false",
         f"mlflow.tracking_uri={uri}",

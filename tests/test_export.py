@@ -40,6 +40,7 @@ def exported(tmp_path_factory, fashion_dir):
                     "trainer.epochs=1",
                     "trainer.verbose=0",
                     "cost=quick",
+                    "interpretation=off",
                     "mlflow.samples=0",
                 ]
             )

@@ -42,6 +42,7 @@ def transfer(workdir):
                 "trainer.epochs=1",
                 "trainer.verbose=0",
                 "cost=quick",
+                "interpretation=off",
                 *overrides,
             ]
         )

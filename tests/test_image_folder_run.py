@@ -36,6 +36,7 @@ def test_image_folder_run_skips_the_corrupt_file_and_says_so(workdir, store_uri)
         "trainer.epochs=1",
         "trainer.verbose=0",
         "cost=quick",
+        "interpretation=off",
         f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
     )
@@ -68,6 +69,7 @@ def test_a_second_transfer_run_opens_the_cache_and_reuses_the_features(workdir, 
             "trainer.epochs=1",
             "trainer.verbose=0",
             "cost=quick",
+            "interpretation=off",
             "mlflow.log_model=false",
             f"mlflow.tracking_uri={store_uri}",
             cwd=workdir,
@@ -153,6 +155,7 @@ def test_a_run_on_cached_images_killed_then_resumed_reads_the_same_cache(workdir
         "trainer.epochs=30",
         "trainer.verbose=0",
         "cost=quick",
+        "interpretation=off",
         f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
     )

@@ -88,6 +88,7 @@ def test_installed_wheel_composes_and_trains_from_another_folder(installed, tmp_
         "trainer.epochs=1",
         "trainer.verbose=0",
         "cost=quick",
+        "interpretation=off",
         "mlflow.log_model=false",
     )
     assert run.returncode == 0, run.stderr[-2000:]

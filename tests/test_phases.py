@@ -12,7 +12,13 @@ from experiments.training import phases
 from experiments.training.phases import finetune
 from experiments.training.settings import compose
 
-SHAPES = ["dataset=shapes", "dataset.per_class=12", "trainer.verbose=0", "cost=quick"]
+SHAPES = [
+    "dataset=shapes",
+    "dataset.per_class=12",
+    "trainer.verbose=0",
+    "cost=quick",
+    "interpretation=off",
+]
 # Xception at 72 px, where a random base still passes a signal to train on; the others at
 # 32 px, the smallest MobileNet and VGG16 take (their rules do not depend on the size).
 XCEPTION = ["backbone=xception", "dataset.image_size=72"]

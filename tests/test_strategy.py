@@ -17,6 +17,7 @@ def test_mirrored_on_two_logical_cpus_logs_metrics_once(workdir, store_uri, fash
         "trainer.batch_size=64",
         "trainer.verbose=0",
         "cost=quick",
+        "interpretation=off",
         "mlflow.samples=2",
         f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,

@@ -21,6 +21,7 @@ QUICK = [
     "trainer.epochs=1",
     "trainer.verbose=0",
     "cost=quick",
+    "interpretation=off",
     "mlflow.samples=2",
     "mlflow.log_model=false",
 ]
@@ -63,6 +64,7 @@ def test_four_parallel_jobs_on_a_fresh_store_lose_no_run_and_no_metric(
         "trainer.epochs=3",
         "trainer.verbose=0",
         "cost=quick",
+        "interpretation=off",
         "mlflow.samples=2",
         "mlflow.log_model=false",
         f"mlflow.tracking_uri={store_uri}",
@@ -182,6 +184,7 @@ def test_an_interrupted_sweep_leaves_no_run_running(workdir, store_uri, fashion_
         "trainer.epochs=20",
         "trainer.verbose=0",
         "cost=quick",
+        "interpretation=off",
         f"mlflow.tracking_uri={store_uri}",
     ]
     process = subprocess.Popen(
@@ -326,6 +329,7 @@ def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
         "backbone=custom_cnn",
         "trainer.verbose=0",
         "cost=quick",
+        "interpretation=off",
         "mlflow.samples=0",
         "mlflow.log_model=false",
         f"hydra.sweeper.storage={storage}",

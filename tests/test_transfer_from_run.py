@@ -23,6 +23,7 @@ def test_transfer_from_own_run_beats_scratch_with_the_same_budget(
         f"mlflow.tracking_uri={store_uri}",
         "trainer.verbose=0",
         "cost=quick",
+        "interpretation=off",
         "mlflow.samples=0",
         "backbone=custom_cnn",
     ]
@@ -59,6 +60,7 @@ def test_weights_from_another_architecture_are_refused(workdir, store_uri, fashi
         f"mlflow.tracking_uri={store_uri}",
         "trainer.verbose=0",
         "cost=quick",
+        "interpretation=off",
         "mlflow.samples=0",
     ]
     train.run(compose([*common, "dataset.limit=64", "trainer.epochs=1"]))
