@@ -46,6 +46,7 @@ LONGEST_FIRST = (
     "test_main_job.py",
     "test_frozen_features.py",
     "test_aggregate.py",
+    "test_lab_server.py",
     "test_explain.py",
     "test_export.py",
     "test_phases.py",  # and the two longest of the fast tier

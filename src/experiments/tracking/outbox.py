@@ -5,7 +5,10 @@ training must not die with it: every call that logs goes through ``Outbox.send``
 the server answers, the call goes through. After the first call that fails because the
 server does not answer, nothing more is sent; each later item is written under
 ``unsent/<run_id>/`` (metrics as JSON lines, params and tags as JSON, artifacts as files,
-the model as ``model.keras``), and the end of the run lists exactly what is there.
+the model as ``model.keras``). Every ``RETRY_EVERY_S`` seconds, and once more at the run's
+end, the run asks again: a server (or its database) that is back gets what was kept, in
+order, and logging goes on as before. Otherwise the end of the run lists exactly what is
+there.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+from experiments.tracking import replay
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +32,7 @@ HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
+RETRY_EVERY_S = 5.0  # how often a run asks a server that went away whether it is back
 _UNREACHABLE = re.compile(
     r"max retries exceeded|connection refused|connectionerror|failed to establish|"
     r"timed out|remotedisconnected|connection aborted|connection reset|connection broken|"
@@ -64,6 +71,7 @@ class Outbox:
         self.reason: str | None = None  # why the server was given up on
         self.kept: list[str] = []  # what was written to ``folder`` instead of sent
         self._pending: list[tuple[dict[str, float], int, object]] = []
+        self._asked = 0.0  # when the server was last asked whether it is back (monotonic)
 
     @property
     def offline(self) -> bool:
@@ -71,6 +79,7 @@ class Outbox:
 
     def send(self, what: str, call: Callable[[], object], keep: Callable[[Path], None]):
         """``call()`` while the server answers; else ``keep(folder)`` and remember ``what``."""
+        self.reconnect()
         if not self.offline:
             try:
                 return call()
@@ -87,6 +96,7 @@ class Outbox:
         """Log ``metrics`` asynchronously; ``settle`` later finds out whether they arrived."""
         import mlflow
 
+        self.reconnect()
         if self.offline:
             self._journal(metrics, step)
             return
@@ -106,6 +116,32 @@ class Outbox:
                     self._give_up(exc)
                 self._journal(metrics, step)
 
+    def reconnect(self, now: bool = False) -> bool:
+        """Once the server answers again, send it what was kept and go back online.
+
+        Asked at most every ``RETRY_EVERY_S`` seconds (``now``: at once). Each part kept is
+        removed once sent, so a server that fails again half-way gets no part twice.
+        """
+        if not self.offline or (not now and time.monotonic() - self._asked < RETRY_EVERY_S):
+            return not self.offline
+        self._asked = time.monotonic()
+        try:
+            replay.send_kept(self.folder)
+        except replay.NotReplayable:
+            return False
+        except Exception as exc:
+            if not is_unreachable(exc):
+                log.warning("Could not send what this run kept in %s: %s", self.folder, exc)
+            return False
+        log.warning(
+            "The tracking server %s answers again: what this run kept while it was away is "
+            "sent, and logging goes on",
+            self.uri,
+        )
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.reason, self.kept = None, []
+        return True
+
     def summary(self) -> str:
         """One line naming what was kept and where, for the log and the error."""
         counts: dict[str, int] = {}
@@ -117,14 +153,15 @@ class Outbox:
     def _journal(self, metrics: dict[str, float], step: int | None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.folder / "metrics.jsonl", "a") as handle:
-            handle.write(json.dumps({"step": step, "metrics": metrics}) + "\n")
+            entry = {"step": step, "time_ms": int(time.time() * 1000), "metrics": metrics}
+            handle.write(json.dumps(entry) + "\n")
         self.kept.append("epoch metrics" if step is not None else "metrics")
 
     def _give_up(self, exc: BaseException) -> None:
         self.reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
         log.warning(
             "The tracking server %s stopped answering (%s). Training goes on; what this run "
-            "logs from now on is written to %s",
+            "logs from now on is written to %s, and sent if the server answers again",
             self.uri,
             self.reason,
             self.folder,

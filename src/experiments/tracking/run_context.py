@@ -74,6 +74,7 @@ def run_context(
                 _end_unfinished(exc, run, checkpoints(run.id) if checkpoints else None)
                 raise
             run.outbox.settle()
+            run.outbox.reconnect(now=True)  # a server back by now gets what was kept
     except Exception as exc:
         _unless_only_the_end_went_unrecorded(exc, failure, run.outbox)
     if run.outbox.offline:
@@ -114,7 +115,7 @@ def _end_unfinished(exc: BaseException, run: OpenRun, checkpoints: Path | None) 
     if checkpoints is not None and checkpoints.is_dir():
         _log_checkpoints(sender, checkpoints)
     status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-    if sender.offline:
+    if sender.offline and not sender.reconnect(now=True):
         _report_unsent(sender, status)
     if status == "KILLED":
         log.warning("Interrupted: the run ends KILLED; what was logged so far stays")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.errors import TrackingError
+from experiments.errors import TrackingError, first_line
 from experiments.folders import ensure_writable
 from experiments.uris import redact, sqlite_path
 
@@ -82,11 +82,36 @@ def init_store(uri: str, experiment_name: str) -> str:
                 f"mlflow.experiment_name={experiment_name} is deleted in {uri}; "
                 "restore it or choose another name"
             )
-        if EXPERIMENT_KIND not in experiment.tags:  # one made before the tag; a user's choice stays
-            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
+        if EXPERIMENT_KIND not in experiment.tags or db is None:
+            # A tag the experiment keeps; on a server, also the proof, before any training,
+            # that this user may write to it (the same value: a user's own choice stays).
+            kind = experiment.tags.get(EXPERIMENT_KIND, MODEL_TRAINING)
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, kind)
         return experiment.experiment_id
     except MlflowException as exc:
-        raise TrackingError(f"cannot use the MLflow store {redact(uri)}: {exc}") from exc
+        raise _store_error(exc, uri, experiment_name) from None
+
+
+def _store_error(exc, uri: str, experiment_name: str) -> TrackingError:
+    """The store's refusal in one sentence: a failed sign-in, a missing permission, or else."""
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    user = read_mlflow_creds().username
+    status = exc.get_http_status_code()
+    if status == 401:
+        who = f"the sign-in of user '{user}'" if user else "a client that did not sign in"
+        return TrackingError(
+            f"mlflow.tracking_uri={redact(uri)}: the server refused {who}: set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or ~/.mlflow/credentials) "
+            "to an account of that server"
+        )
+    if status == 403:
+        return TrackingError(
+            f"mlflow.experiment_name={experiment_name}: user '{user}' may not log runs to this "
+            f"experiment of {redact(uri)}: ask its owner or the server's admin for EDIT "
+            "permission on it, or choose an experiment of your own"
+        )
+    return TrackingError(f"cannot use the MLflow store {redact(uri)}: {first_line(exc)}")
 
 
 @contextlib.contextmanager
