@@ -69,6 +69,7 @@ def test_a_server_that_goes_away_mid_run_loses_nothing(workdir, tmp_path, fashio
             "cost=quick",
             "interpretation=off",
             "mlflow.samples=4",
+            "mlflow.outage_wait_s=2",  # gone for good: the end waits 2 s for it, then says so
             f"mlflow.tracking_uri={url}",
         ],
         cwd=workdir,

@@ -36,7 +36,8 @@ class MlflowSweepCallback(Callback):
 
         uri = store.resolve_tracking_uri(config.mlflow.tracking_uri)
         outbox.use_short_retries(uri)  # a server gone by the summary: seconds, not minutes
-        experiment_id = store.init_store(uri, config.mlflow.experiment_name)
+        wait_s = config.mlflow.outage_wait_s
+        experiment_id = store.init_store(uri, config.mlflow.experiment_name, wait_s)
         sweep_dir = _claim_folder(config)
         overrides = redact(" ".join(config.hydra.overrides.task))
         tags = {
@@ -69,6 +70,8 @@ class MlflowSweepCallback(Callback):
         if not path.is_file():
             return
         info = json.loads(path.read_text())
+        if info["tracking_uri"].startswith(("http://", "https://")):  # a restart: wait for it
+            store.check_server(info["tracking_uri"], wait_s=config.mlflow.outage_wait_s)
         client = mlflow.MlflowClient(info["tracking_uri"])
         children = client.search_runs(
             [info["experiment_id"]],

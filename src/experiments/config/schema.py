@@ -102,6 +102,7 @@ class MlflowConfig:
     samples: int = 12  # test images drawn in the prediction grid
     top_k: int = 3  # probabilities kept per sample in the top-k table
     register_as: str | None = None  # sweeps: register the best run's model under this name
+    outage_wait_s: float = 30.0  # at a run's end, wait this long for a tracking server gone away
 
 
 @dataclass

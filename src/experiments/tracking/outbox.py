@@ -65,20 +65,32 @@ def is_unreachable(exc: BaseException) -> bool:
 class Outbox:
     """Sends while the server answers; keeps everything on disk once it stops answering."""
 
-    def __init__(self, folder: Path, uri: str):
+    def __init__(self, folder: Path, uri: str, wait_s: float = 0.0):
         self.folder = folder
         self.uri = uri
+        self.wait_s = wait_s  # at the run's end: how long to wait for a server that went away
         self.reason: str | None = None  # why the server was given up on
         self.kept: list[str] = []  # what was written to ``folder`` instead of sent
         self._pending: list[tuple[dict[str, float], int, object]] = []
         self._asked = 0.0  # when the server was last asked whether it is back (monotonic)
+        self._again: list[Callable[[], object]] = []  # sent from memory once it is back
 
     @property
     def offline(self) -> bool:
         return self.reason is not None
 
-    def send(self, what: str, call: Callable[[], object], keep: Callable[[Path], None]):
-        """``call()`` while the server answers; else ``keep(folder)`` and remember ``what``."""
+    def send(
+        self,
+        what: str,
+        call: Callable[[], object],
+        keep: Callable[[Path], None],
+        again: bool = False,
+    ):
+        """``call()`` while the server answers; else ``keep(folder)`` and remember ``what``.
+
+        ``again``: once the server is back, ``call()`` sends it from memory (the model: the
+        file kept cannot become an MLflow model with its signature by itself).
+        """
         self.reconnect()
         if not self.offline:
             try:
@@ -90,6 +102,8 @@ class Outbox:
         self.folder.mkdir(parents=True, exist_ok=True)
         keep(self.folder)
         self.kept.append(what)
+        if again:
+            self._again.append(call)
         return None
 
     def metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
@@ -127,8 +141,9 @@ class Outbox:
         self._asked = time.monotonic()
         try:
             replay.send_kept(self.folder)
-        except replay.NotReplayable:
-            return False
+            while self._again:
+                self._again[0]()
+                self._again.pop(0)
         except Exception as exc:
             if not is_unreachable(exc):
                 log.warning("Could not send what this run kept in %s: %s", self.folder, exc)
@@ -141,6 +156,13 @@ class Outbox:
         shutil.rmtree(self.folder, ignore_errors=True)
         self.reason, self.kept = None, []
         return True
+
+    def wait_for_server(self) -> bool:
+        """At the run's end: ask the server again for up to ``wait_s`` seconds (a restart)."""
+        deadline = time.monotonic() + self.wait_s
+        while not self.reconnect(now=True) and time.monotonic() < deadline:
+            time.sleep(min(RETRY_EVERY_S, max(0.0, deadline - time.monotonic())))
+        return not self.offline
 
     def summary(self) -> str:
         """One line naming what was kept and where, for the log and the error."""

@@ -3,9 +3,8 @@
 The parts go in the order they were logged: epoch metrics with their steps and times,
 params, tags, then artifacts. Each part is removed from disk once the server has it, so
 a server that fails again half-way never receives a part twice. A model kept as
-``model.keras`` cannot become an MLflow model here (its signature and environment are
-written when it is logged): while one is kept, nothing is replayed and the end of the
-run lists it as before.
+``model.keras`` is not sent from here: the outbox logs it from memory, as it would have
+been (an MLflow model, with its signature), once these parts are in.
 """
 
 from __future__ import annotations
@@ -17,16 +16,10 @@ from pathlib import Path
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
-class NotReplayable(Exception):
-    """What was kept cannot be sent as it would have been (a model)."""
-
-
 def send_kept(folder: Path) -> None:
     """Send ``folder``'s parts to the active run; raise as the client does when it cannot."""
     import mlflow
 
-    if (folder / "model.keras").exists():
-        raise NotReplayable(f"{folder / 'model.keras'}: a model is logged at the run's end only")
     client = mlflow.MlflowClient()
     run_id = mlflow.active_run().info.run_id
     client.get_run(run_id)  # the question: does the server (and its database) answer?

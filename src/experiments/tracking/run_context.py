@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.errors import TrackingError
+from experiments.errors import TrackingError, first_line
 from experiments.signals import sigterm_interrupts
 from experiments.tracking import outbox
 from experiments.uris import redact
@@ -44,24 +45,24 @@ def run_context(
     run_name: str | None = None,
     resume_id: str | None = None,
     checkpoints: Callable[[str], Path] | None = None,
+    outage_wait_s: float = 0.0,
 ) -> Iterator[OpenRun]:
     """A new run of ``experiment_id`` named ``run_name``, or run ``resume_id`` continued.
 
     ``checkpoints(run_id)``: the run's checkpoint folder, logged when the run fails.
+    ``outage_wait_s``: at the end, how long to wait for a server that went away.
     """
-    import mlflow
-
     if resume_id:  # the same run; its tags say where and how it was resumed
-        started = mlflow.start_run(run_id=resume_id, tags=tags)
+        started = _start(outage_wait_s, run_id=resume_id, tags=tags)
     else:
-        started = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+        started = _start(outage_wait_s, experiment_id=experiment_id, run_name=run_name, tags=tags)
     info = started.info
     shown_uri = redact(uri)
     run = OpenRun(
         info.run_id,
         info.run_name,
         info.artifact_uri,
-        outbox.Outbox(_unsent(info.run_id), shown_uri),
+        outbox.Outbox(_unsent(info.run_id), shown_uri, outage_wait_s),
     )
     failure: BaseException | None = None
     try:
@@ -74,11 +75,27 @@ def run_context(
                 _end_unfinished(exc, run, checkpoints(run.id) if checkpoints else None)
                 raise
             run.outbox.settle()
-            run.outbox.reconnect(now=True)  # a server back by now gets what was kept
+            run.outbox.wait_for_server()  # a server back by now gets what was kept
     except Exception as exc:
         _unless_only_the_end_went_unrecorded(exc, failure, run.outbox)
     if run.outbox.offline:
         _report_unsent(run.outbox, "FINISHED")
+
+
+def _start(wait_s: float, **arguments):
+    """``mlflow.start_run(**arguments)``, asked again for up to ``wait_s`` seconds while the
+    server does not answer (a restart between the store's check and the run's start)."""
+    import mlflow
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return mlflow.start_run(**arguments)
+        except Exception as exc:
+            if not outbox.is_unreachable(exc) or time.monotonic() >= deadline:
+                raise
+            log.warning("The tracking server does not answer (%s); trying again", first_line(exc))
+            time.sleep(2.0)
 
 
 def _unsent(run_id: str) -> Path:
@@ -115,7 +132,7 @@ def _end_unfinished(exc: BaseException, run: OpenRun, checkpoints: Path | None) 
     if checkpoints is not None and checkpoints.is_dir():
         _log_checkpoints(sender, checkpoints)
     status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-    if sender.offline and not sender.reconnect(now=True):
+    if sender.offline and not sender.reconnect(now=True):  # an interruption does not wait
         _report_unsent(sender, status)
     if status == "KILLED":
         log.warning("Interrupted: the run ends KILLED; what was logged so far stays")

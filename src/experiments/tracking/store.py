@@ -49,8 +49,11 @@ def _artifact_location(uri: str, experiment_name: str) -> str | None:
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
-def init_store(uri: str, experiment_name: str) -> str:
-    """Open (creating if needed) the store and the experiment; return the experiment id."""
+def init_store(uri: str, experiment_name: str, wait_s: float = 0.0) -> str:
+    """Open (creating if needed) the store and the experiment; return the experiment id.
+
+    ``wait_s``: how long to wait for a tracking server that does not answer (a restart).
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -62,7 +65,7 @@ def init_store(uri: str, experiment_name: str) -> str:
         ensure_writable(db.parent, "mlflow.tracking_uri", remedy)
         ensure_writable(db.parent / "mlruns", "mlflow.tracking_uri", remedy)
     if uri.startswith(("http://", "https://")):
-        check_server(uri)
+        check_server(uri, wait_s=wait_s)
     mlflow.set_tracking_uri(uri)
     try:
         with _store_lock(db):
@@ -141,11 +144,34 @@ def store_missing(uri: str) -> bool:
     return db is not None and not db.is_file()
 
 
-def check_server(uri: str, timeout: float = 10.0) -> None:
+def check_server(uri: str, timeout: float = 10.0, wait_s: float = 0.0) -> None:
     """Fail in seconds, before training, when a tracking server does not answer.
 
-    MLflow's own client retries with back-off for minutes before giving up.
+    MLflow's own client retries with back-off for minutes before giving up. A server that
+    does not answer is asked again for up to ``wait_s`` seconds: it may be restarting.
     """
+    deadline = time.monotonic() + wait_s
+    reason = _unanswered(uri, timeout)
+    if reason is not None and wait_s > 0:
+        log.warning(
+            "The tracking server %s does not answer (%s); waiting up to %.0f s for it "
+            "(mlflow.outage_wait_s)",
+            redact(uri),
+            reason,
+            wait_s,
+        )
+        while reason is not None and time.monotonic() < deadline:
+            time.sleep(2.0)
+            reason = _unanswered(uri, timeout)
+    if reason is not None:
+        raise TrackingError(
+            f"mlflow.tracking_uri={redact(uri)}: the tracking server does not answer ({reason}); "
+            "start it, fix the URI, or leave mlflow.tracking_uri unset for the local store"
+        )
+
+
+def _unanswered(uri: str, timeout: float) -> str | None:
+    """Why the server at ``uri`` did not answer its health check; None when it did."""
     import base64
     import urllib.error
     import urllib.parse
@@ -161,13 +187,10 @@ def check_server(uri: str, timeout: float = 10.0) -> None:
     try:
         urllib.request.urlopen(request, timeout=timeout).close()
     except urllib.error.HTTPError:
-        return  # it answered: a proxy or an older server without /health
+        return None  # it answered: a proxy or an older server without /health
     except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TrackingError(
-            f"mlflow.tracking_uri={redact(uri)}: the tracking server does not answer ({reason}); "
-            "start it, fix the URI, or leave mlflow.tracking_uri unset for the local store"
-        ) from None
+        return str(getattr(exc, "reason", exc))
+    return None
 
 
 def run_name(cfg, varying: list[str] = ()) -> str:
@@ -241,6 +264,12 @@ def log_inputs(name: str, data, attempts: int = 5) -> None:
                 mlflow.log_input(dataset, context=part)
                 break
             except MlflowException as exc:
-                if "UNIQUE constraint failed" not in str(exc) or attempt == attempts - 1:
+                if not _duplicate(exc) or attempt == attempts - 1:
                     raise
                 time.sleep(0.2 * (attempt + 1))
+
+
+def _duplicate(exc: Exception) -> bool:
+    """An insert that lost a race: SQLite's and PostgreSQL's words for it."""
+    text = str(exc)
+    return "UNIQUE constraint failed" in text or "duplicate key value violates" in text

@@ -142,12 +142,19 @@ def results(cfg, data, model, trained, sender, runtime: dict) -> dict:
         "plots/reliability.png",
     )
     if cfg.mlflow.log_model:
-        sender.send(
-            "the model (model.keras)",
-            lambda: logged_models.log_keras_model(model, data.class_names, step=trained.step),
-            lambda folder: model.save(folder / "model.keras"),
-        )
+        _log_model(sender, model, data.class_names, trained.step)
     return test
+
+
+def _log_model(sender, model, class_names: list[str], step: int) -> None:
+    """The model, as an MLflow model; kept as ``model.keras`` while the server is away, and
+    logged from memory once it is back."""
+    sender.send(
+        "the model (model.keras)",
+        lambda: logged_models.log_keras_model(model, class_names, step=step),
+        lambda folder: model.save(folder / "model.keras"),
+        again=True,
+    )
 
 
 def _tested_classes(data) -> int:

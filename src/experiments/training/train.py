@@ -54,7 +54,8 @@ def run(cfg: DictConfig) -> float:
         )
     runtime = {**placement.params(), **chosen.params()}
     try:
-        with run_context(uri, **_identity(cfg, uri, experiment_id, data, resuming)) as mlflow_run:
+        identity = _identity(cfg, uri, experiment_id, data, resuming)
+        with run_context(uri, **identity, outage_wait_s=cfg.mlflow.outage_wait_s) as mlflow_run:
             cluster.remember_run(mlflow_run.id)  # a SLURM job restarted later resumes this run
             record.inputs(cfg, data, runtime, mlflow_run.outbox, resuming)
             with hardware.scope(placement.strategy):
@@ -119,7 +120,10 @@ def _open_store(cfg) -> tuple[str, str]:
     """The tracking URI and the experiment's id, the store opened (and created) once."""
     uri = store.resolve_tracking_uri(cfg.mlflow.tracking_uri)
     outbox.use_short_retries(uri)
-    experiment_id = store.init_store(uri, cfg.mlflow.experiment_name)
+    # A sweep's job: its server answered the sweep a moment ago, so one that does not answer
+    # now is restarting; wait for it. A command of its own fails in seconds.
+    wait_s = cfg.mlflow.outage_wait_s if sweeps.in_multirun() else 0.0
+    experiment_id = store.init_store(uri, cfg.mlflow.experiment_name, wait_s)
     if cfg.trainer.checkpoints or cfg.trainer.resume:
         remedy = "run from a writable folder or set trainer.checkpoints=false"
         ensure_writable(checkpoints.folder(""), "trainer.checkpoints", remedy)
