@@ -8,8 +8,9 @@ The load, started together on this machine: 8 ``python -m experiments`` processe
 of 8 jobs on the joblib launcher (2 at a time) and a sweep of 4 jobs as a SLURM array on
 the local one-node SLURM (``scripts/local_slurm.sh``; root only, skipped without it).
 Every job: the compact CNN, 500 Fashion-MNIST images, 3 epochs, its model logged.
-40 s after the start, a server is restarted (the lab server by ``experiments.server stop``
-then ``start``: PostgreSQL too). The stores:
+Once the 8 processes have each logged an epoch, the server is restarted (the lab server by
+``experiments.server stop`` then ``start``: PostgreSQL too), in the middle of the logging.
+The stores:
 
 - ``postgres``: the lab server, ``python -m experiments.server`` (PostgreSQL, sign-in,
   artifacts through the server), every job signed in;
@@ -40,7 +41,6 @@ from common import ROOT, cpu_kind, environment, machine  # noqa: E402
 from results import write_part  # noqa: E402
 
 EPOCHS, PROCESSES, JOBLIB, SLURM_JOBS = 3, 8, 8, 4
-RESTART_AFTER_S = 40
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
 JOB = [
     "dataset.limit=500",
@@ -253,13 +253,29 @@ def read_back(store: Store, root: Path, slurm: bool) -> dict:
     return found
 
 
+def opened_all(store: Store, experiment: str, count: int, timeout: float = 300) -> None:
+    """Wait until ``count`` runs of ``experiment`` have logged an epoch."""
+    import mlflow
+
+    os.environ.update({k: v for k, v in store.env.items() if k.startswith("MLFLOW_TRACKING")})
+    client = mlflow.MlflowClient(store.uri)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = client.get_experiment_by_name(experiment)
+        runs = client.search_runs([found.experiment_id]) if found else []
+        if sum(1 for r in runs if "loss" in r.data.metrics) >= count:
+            return
+        time.sleep(1.0)
+    raise SystemExit(f"{store.kind}: {count} runs of {experiment} never logged an epoch")
+
+
 def measure(kind: str, slurm_env: dict | None, root: Path) -> dict:
     store = Store(kind, root)
     begun = time.monotonic()
     jobs = launch(store, root, slurm_env)
     restart_s = None
     if kind != "sqlite-file":
-        time.sleep(RESTART_AFTER_S)
+        opened_all(store, "processes", PROCESSES)  # the middle: every process is logging
         restart_s = store.restart()
     codes = {label: job.wait() for label, job in jobs}
     wall = time.monotonic() - begun
@@ -289,6 +305,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stores", default=",".join(STORES))
     parser.add_argument("--write", action="store_true", help="into RESULTS.md")
+    parser.add_argument("--keep", action="store_true", help="keep the jobs' folders and logs")
     args = parser.parse_args()
     lines = [
         machine(),
@@ -298,23 +315,23 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     print("\n".join(lines), flush=True)
-    with tempfile.TemporaryDirectory(prefix="lab-load-") as tmp:
-        Path(tmp).chmod(0o711)  # PostgreSQL runs as 'postgres' under root: it must reach here
-        slurm_env = start_slurm(Path(tmp))
-        try:
-            for kind in args.stores.split(","):
-                root = Path(tmp) / kind
-                root.mkdir()
-                line = row(kind, measure(kind, slurm_env, root))
-                print(line, flush=True)
-                lines.append(line)
-        finally:
-            if slurm_env:
-                subprocess.run(
-                    [str(ROOT / "scripts" / "local_slurm.sh"), "stop"],
-                    env=slurm_env,
-                    capture_output=True,
-                )
+    tmp = Path(tempfile.mkdtemp(prefix="lab-load-"))
+    tmp.chmod(0o711)  # PostgreSQL runs as 'postgres' under root: it must reach here
+    slurm_env = start_slurm(tmp)
+    try:
+        for kind in args.stores.split(","):
+            (tmp / kind).mkdir()
+            line = row(kind, measure(kind, slurm_env, tmp / kind))
+            print(line, flush=True)
+            lines.append(line)
+    finally:
+        if slurm_env:
+            stop = [str(ROOT / "scripts" / "local_slurm.sh"), "stop"]
+            subprocess.run(stop, env=slurm_env, capture_output=True)
+        if args.keep:
+            print(f"The jobs' folders and logs: {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     if not slurm_env:
         lines.append("\nNo SLURM here (needs root and slurm-wlm): the SLURM array was left out.")
     if args.write:
