@@ -264,13 +264,17 @@ def test_a_database_outage_mid_run_loses_no_metric(lab, workdir, fashion_dir, as
 
 
 @pytest.mark.slow
-def test_stop_ends_exactly_what_start_started_and_a_restart_keeps_the_runs(lab, as_user):
+def test_stop_ends_exactly_what_start_started(lab, as_user):
+    """The module's last test: the fixture's own stop then finds nothing left to stop.
+
+    That a restarted server keeps its runs is shown by the database outage above (the
+    cluster stopped and started) and by benchmarks/lab_server_load.py (the whole server).
+    """
     state = json.loads((lab.folder / "server.json").read_text())
     server_pid = state["mlflow"]["pid"]
     postmaster = int((lab.cluster().data / "postmaster.pid").read_text().split()[0])
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        before = {e.name for e in lab.client().search_experiments()}
         stopped = _server_cli("stop", f"folder={lab.folder}")
         assert stopped.returncode == 0, stopped.stderr
         for pid in (server_pid, postmaster):
@@ -278,16 +282,6 @@ def test_stop_ends_exactly_what_start_started_and_a_restart_keeps_the_runs(lab, 
         assert bystander.poll() is None  # another program lives on
         status = _server_cli("status", f"folder={lab.folder}")
         assert status.returncode == 1 and "stopped" in status.stdout
-        port = lab.url.rsplit(":", 1)[1]
-        again = _server_cli(
-            "start",
-            f"folder={lab.folder}",
-            f"port={port}",
-            "workers=1",
-            env={"MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD},
-        )
-        assert again.returncode == 0, again.stdout + again.stderr
-        assert {e.name for e in lab.client().search_experiments()} == before
     finally:
         bystander.kill()
         bystander.wait()
