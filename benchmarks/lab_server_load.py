@@ -271,18 +271,20 @@ def opened_all(store: Store, experiment: str, count: int, timeout: float = 300) 
 
 def measure(kind: str, slurm_env: dict | None, root: Path) -> dict:
     store = Store(kind, root)
-    begun = time.monotonic()
-    jobs = launch(store, root, slurm_env)
-    restart_s = None
-    if kind != "sqlite-file":
-        opened_all(store, "processes", PROCESSES)  # the middle: every process is logging
-        restart_s = store.restart()
-    codes = {label: job.wait() for label, job in jobs}
-    wall = time.monotonic() - begun
-    logs = "".join(p.read_text(errors="replace") for p in root.glob("*/output.log"))
-    logs += "".join(p.read_text(errors="replace") for p in root.rglob("*.err"))
-    found = read_back(store, root, slurm_env is not None)
-    store.stop()
+    try:
+        begun = time.monotonic()
+        jobs = launch(store, root, slurm_env)
+        restart_s = None
+        if kind != "sqlite-file":
+            opened_all(store, "processes", PROCESSES)  # the middle: every process is logging
+            restart_s = store.restart()
+        codes = {label: job.wait() for label, job in jobs}
+        wall = time.monotonic() - begun
+        logs = "".join(p.read_text(errors="replace") for p in root.glob("*/output.log"))
+        logs += "".join(p.read_text(errors="replace") for p in root.rglob("*.err"))
+        found = read_back(store, root, slurm_env is not None)
+    finally:
+        store.stop()  # a benchmark that fails leaves no server behind
     return {
         **found,
         "failed_commands": sum(1 for c in codes.values() if c != 0),
