@@ -108,9 +108,14 @@ def lab():
 
 @pytest.fixture
 def as_user(monkeypatch):
-    """Restore the environment's credentials after a test that signs in."""
+    """Restore the environment's credentials after a test that signs in (``Lab.client``).
+
+    ``setenv`` first: ``delenv`` of a variable that is not set records nothing to restore,
+    and the credentials a test then sets would stay for the worker's next tests.
+    """
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        monkeypatch.delenv(key, raising=False)
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
     yield
 
 
