@@ -314,15 +314,20 @@ def test_summary_keeps_a_failed_child_and_ranks_it_last(workdir, store_uri):
 
 
 @pytest.mark.slow
-def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
+def test_optuna_search_prunes_survives_a_diverging_trial_and_can_be_continued(
     workdir, store_uri, fashion_dir
 ):
-    """The issue's command: lr=1e9 diverges (NaN loss); every trial still runs."""
+    """lr=1e9 diverges (NaN loss); a pruner that stops every trial after its first epoch.
+
+    Every trial still runs; the pruned ones end FINISHED with that epoch's metrics, and the
+    study is an Optuna database that optuna.load_study reads by its URL.
+    """
     storage = f"sqlite:///{workdir / 'optuna.db'}"
     search = [
         "-m",
         "hparams_search=optuna",
-        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.99}",
         "optimizer.lr=choice(1e9,1e-3)",
         "dataset.limit=300",
         "trainer.epochs=2",
@@ -338,7 +343,7 @@ def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
     result = run_cli(*search, cwd=workdir)
     assert result.returncode == 1, failure_report(result, workdir)  # a trial failed: said so
     client, parents, children = tree(store_uri)
-    assert len(children) == 4
+    assert len(children) == 3
     statuses = sorted(c.info.status for c in children)
     assert "FAILED" in statuses and "FINISHED" in statuses
     parent = parents[0]
@@ -347,10 +352,17 @@ def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
     best = client.get_run(parent.data.tags["best_run_id"])
     assert best.info.status == "FINISHED"
     assert "failed" in result.stdout and "NaN" in result.stdout
+    # Pruned after one epoch of two: FINISHED, tagged, its one epoch's metrics kept.
+    pruned = [c for c in children if c.info.status == "FINISHED"]
+    for child in pruned:
+        assert child.data.tags["optuna.state"] == "PRUNED"
+        assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 1
+        assert "test_accuracy" in child.data.metrics
+    assert parent.data.tags["trials.pruned"] == str(len(pruned))
+    assert parent.data.tags["trials.failed"] == str(statuses.count("FAILED"))
     # The parent names the best trial's value and parameters; the sampled values lead names.
-    values = [c.data.metrics["best_val_accuracy"] for c in children if c.info.status == "FINISHED"]
+    values = [c.data.metrics["best_val_accuracy"] for c in pruned]
     assert float(parent.data.tags["best_val_accuracy"]) == pytest.approx(max(values), abs=1e-6)
-    assert best.data.metrics["best_val_accuracy"] == pytest.approx(max(values), abs=1e-6)
     assert parent.data.params["best.optimizer.lr"] == best.data.params["optimizer.lr"]
     assert parent.data.params["best.trainer.batch_size"] == best.data.params["trainer.batch_size"]
     assert all(c.info.run_name.startswith("lr=") for c in children)
@@ -359,21 +371,21 @@ def test_optuna_search_survives_a_diverging_trial_and_can_be_continued(
 
     import optuna
 
-    from experiments.commands.optuna_search import SQLiteFileStorage
-
-    def load_study():
-        kept = SQLiteFileStorage(workdir / "optuna.db")
-        return optuna.load_study(study_name="lr_batch_dropout", storage=kept)
-
-    study = load_study()
-    states = [t.state.name for t in study.trials]
-    assert len(states) == 4 and states.count("FAIL") == statuses.count("FAILED")
-    # The same storage continues the search: one more trial, five in all.
+    study = optuna.load_study(study_name="lr_batch_dropout", storage=storage)
+    by_run = {c.data.tags.get("optuna.trial"): c for c in children}
+    for trial in study.trials:  # every trial: its parameters, value and state
+        run = by_run[str(trial.number)]
+        assert trial.params["optimizer.lr"] == float(run.data.params["optimizer.lr"])
+        assert trial.params["trainer.batch_size"] == int(run.data.params["trainer.batch_size"])
+        assert trial.state.name == ("PRUNED" if run.info.status == "FINISHED" else "FAIL")
+        if trial.state.name == "PRUNED":
+            assert trial.value == pytest.approx(run.data.metrics["val_accuracy"], abs=1e-6)
+    # The same storage continues the search: one more trial, four in all.
     again = run_cli(
         *[a for a in search if "n_trials" not in a], "hydra.sweeper.n_trials=1", cwd=workdir
     )
     assert again.returncode in (0, 1), failure_report(again, workdir)
-    assert len(load_study().trials) == 5
+    assert len(optuna.load_study(study_name="lr_batch_dropout", storage=storage).trials) == 4
 
 
 def composed_with_hydra(overrides: list[str]):

@@ -14,6 +14,7 @@ from experiments.commands import quiet
 from experiments.commands.cli_args import print_error
 from experiments.config.schema import CONF_DIR
 from experiments.errors import ExperimentError
+from experiments.search import trial as search_trial
 from experiments.tracking import sweeps
 from experiments.training import cluster, train
 from experiments.training.settings import validate  # registers the schema with Hydra
@@ -46,7 +47,8 @@ def main(cfg: DictConfig) -> float | None:
         if in_sweep and not math.isfinite(value):
             log.warning("%s is %s: reported to the sweeper as a failed trial", cfg.metric, value)
             return None
-        return value
+        objectives = search_trial.objectives()  # a search with several: each one's value
+        return search_trial.values_of_last_run(objectives) if objectives else value
     except ExperimentError as exc:
         print_error(exc, to_log=True)
         if not in_sweep:

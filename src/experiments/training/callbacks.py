@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from experiments.metrics import epoch_metric
+from experiments.search import trial as search_trial
 from experiments.tracking import epoch_log, outbox
 from experiments.training import best_epoch, checkpoints
 
@@ -23,6 +25,7 @@ class StageCallbacks:
     ):
         self.stages, self.folder, self.model, self.sender = stages, folder, model, sender
         self.tracker, self.epochs, self.trainer = tracker, epochs, trainer
+        self.search_trial = search_trial.current(trainer.epochs)  # in an Optuna search
 
     def __call__(self, stage: str, first_step: int) -> list:
         import keras  # TensorFlow: imported once training starts
@@ -53,6 +56,9 @@ class StageCallbacks:
                 )
             )
         chosen.append(epoch_log.metrics_logger(self.sender, self.epochs))
+        if self.search_trial is not None:  # after the logger: a pruned epoch is logged
+            metric = epoch_metric(self.tracker.metric)
+            chosen.append(search_trial.callback(self.search_trial, metric, first_step, self.sender))
         return chosen
 
     def tag(self, tags: dict[str, str]) -> None:
