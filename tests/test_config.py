@@ -84,6 +84,7 @@ def test_finetune_lowers_the_learning_rate_unless_told_otherwise():
     [
         ("optimizer.lr=0", "optimizer.lr"),
         ("optimizer.lr=-1", "optimizer.lr"),
+        ("optimizer.lr=abc", "optimizer.lr"),  # a number or "find" (the learning-rate finder)
         ("trainer.epochs=0", "trainer.epochs"),
         ("trainer.batch_size=0", "trainer.batch_size"),
         ("dataset.limit=0", "dataset.limit"),
@@ -109,7 +110,6 @@ def test_bad_values_are_rejected_naming_the_key(override, key):
     "override, fragment",
     [
         ("optimizer.lrr=1", "optimizer.lrr"),  # a typo'd key
-        ("optimizer.lr=abc", "optimizer.lr"),  # a wrong type
         ("trainer.epochs=1.5", "trainer.epochs"),
         ("backbone=resnet", "backbone"),  # an unknown option
     ],

@@ -71,7 +71,12 @@ def validate(cfg: DictConfig) -> None:
             one_of(t.precision, PRECISIONS, "trainer.precision", "precision"),
             one_of(o.schedule, SCHEDULES, "optimizer.schedule", "schedule"),
             (0 <= o.warmup < 1, "optimizer.warmup", f"must be in [0, 1), got {o.warmup}"),
-            (o.lr > 0, "optimizer.lr", f"must be > 0, got {o.lr}"),
+            (
+                o.lr == "find" or isinstance(o.lr, int | float),
+                "optimizer.lr",
+                f"must be a number or 'find' (the learning-rate finder), got {o.lr!r}",
+            ),
+            (isinstance(o.lr, str) or o.lr > 0, "optimizer.lr", f"must be > 0, got {o.lr}"),
             (o.momentum >= 0, "optimizer.momentum", f"must be >= 0, got {o.momentum}"),
             (t.threads is None or t.threads >= 1, "trainer.threads", "must be >= 1 or null"),
             (t.logical_cpus is None or t.logical_cpus >= 1, "trainer.logical_cpus", "must be >= 1"),

@@ -39,11 +39,21 @@ class PhaseConfig:
 @dataclass
 class OptimizerConfig:
     name: str = MISSING  # adam | sgd | rmsprop
-    lr: float = 1e-3
+    lr: float | int | str = 1e-3  # used as given (never rescaled); "find": the LR finder's pick
     momentum: float = 0.0  # sgd and rmsprop only
     nesterov: bool = False  # sgd only
     schedule: str = "constant"  # constant | cosine (to zero at the last step of each stage)
     warmup: float = 0.0  # cosine: fraction of the steps warming up linearly from lr/10
+
+
+@dataclass
+class LrFindConfig:
+    min_lr: float = 1e-7  # the ramp's first rate
+    max_lr: float = 10.0  # the ramp's last rate (it stops earlier if the loss diverges)
+    steps: int = 100  # training batches in the ramp, the rate growing exponentially
+    smoothing: float = 0.9  # weight of the past in the loss's moving average
+    diverge: float = 4.0  # stop once the smoothed loss exceeds this many times its minimum
+    rule: str = "steepest"  # steepest (descent of the smoothed loss) | minimum (its rate / 10)
 
 
 @dataclass
@@ -132,6 +142,7 @@ class Config:
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     cost: CostConfig = field(default_factory=CostConfig)
     interpretation: InterpretationConfig = field(default_factory=InterpretationConfig)
+    lr_find: LrFindConfig = field(default_factory=LrFindConfig)
     seed: int = 42
     metric: str = "val_accuracy"  # what the main function returns to sweepers
 

@@ -168,7 +168,7 @@ def _text_cell(row: dict, key: str) -> str:
         return f"{row['latency_ms']:.2f} [{row['latency_ms_q1']:.2f}, {row['latency_ms_q3']:.2f}]"
     if key == "size_mb" and row.get("size_mb") is not None:
         return f"{row['size_mb']:.2f}"
-    if key == "lr" and row.get("lr") is not None:
+    if key == "lr" and row.get("lr") not in (None, "find"):  # find: the finder's rate
         return f"{float(row['lr']):.3g}"  # a sampled lr is stored with all its digits
     return _cell(row.get(key), key)
 

@@ -199,7 +199,8 @@ def run_name(cfg, varying: list[str] = ()) -> str:
     a sweep's runs differ in the first characters the UI shows."""
     if cfg.mlflow.run_name:
         return cfg.mlflow.run_name
-    name = f"{cfg.backbone.name}-{cfg.phase.name}-{cfg.optimizer.name}-lr{cfg.optimizer.lr:g}"
+    lr = cfg.optimizer.lr if isinstance(cfg.optimizer.lr, str) else f"{cfg.optimizer.lr:g}"
+    name = f"{cfg.backbone.name}-{cfg.phase.name}-{cfg.optimizer.name}-lr{lr}"
     return " · ".join([*(_setting(cfg, key) for key in varying), name])
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from experiments.metrics import epoch_metric
 from experiments.search import trial as search_trial
 from experiments.tracking import epoch_log, outbox
-from experiments.training import best_epoch, checkpoints
+from experiments.training import best_epoch, checkpoints, lr_find_log
 
 
 class StageCallbacks:
@@ -65,3 +65,7 @@ class StageCallbacks:
         import mlflow
 
         self.sender.send("tags", lambda: mlflow.set_tags(tags), outbox.keep_json("tags.json", tags))
+
+    def lr_found(self, found) -> None:
+        """The learning-rate finder's suggestion and curve (optimizer.lr=find), on the run."""
+        lr_find_log.record(self.sender, found)

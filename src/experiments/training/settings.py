@@ -15,7 +15,7 @@ from experiments.config import rules, schema
 from experiments.data import registry as datasets
 from experiments.models import options as backbones
 from experiments.tracking import sweeps
-from experiments.training import optimizers, phases
+from experiments.training import lr_find, optimizers, phases
 
 schema.register()
 backbones.register()
@@ -31,6 +31,7 @@ def validate(cfg: DictConfig) -> None:
     datasets.check(cfg.dataset, "dataset" in swept)
     backbones.check(cfg)
     rules.validate(cfg)
+    lr_find.check(cfg)
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:

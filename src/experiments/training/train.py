@@ -41,10 +41,10 @@ def run(cfg: DictConfig) -> float:
         cfg, resuming = resume.prepare(cfg, uri, provenance.overrides())
         validate(cfg)
     _ensure_weights_first(cfg, resuming)
-    data = _load_data(cfg)
+    data = load_data(cfg)
     placement = hardware.place(cfg.trainer)
-    chosen = _precision(cfg, data)
-    _seed(cfg.seed, cfg.trainer.deterministic)
+    chosen = choose_precision(cfg, data)
+    set_seed(cfg.seed, cfg.trainer.deterministic)
     precision.apply(chosen.policy)
     phase_module = phases.module(cfg.phase.name)
     # Built before the run opens: missing weights or a bad init_from leave no run behind.
@@ -62,7 +62,7 @@ def run(cfg: DictConfig) -> float:
                 trained = _train(cfg, data, phase_module, model, mlflow_run, resuming)
                 test = record.results(cfg, data, model, trained, mlflow_run.outbox, runtime)
     finally:
-        _free_graph()
+        free_graph()
     log.info("test_accuracy=%.4f test_loss=%.4f", test["accuracy"], test["loss"])
     log.info("Run %s FINISHED; artifacts in %s", mlflow_run.id, mlflow_run.artifact_uri)
     log.info("Browse the runs with: %s", store.ui_command(uris.redact(uri), experiment_id))
@@ -130,7 +130,7 @@ def _open_store(cfg) -> tuple[str, str]:
     return uri, experiment_id
 
 
-def _load_data(cfg):
+def load_data(cfg):
     channels = models.spec(cfg.backbone.name).channels  # RGB for a backbone that needs it
     data = datasets.load(cfg.dataset, cfg.seed, channels=channels)
     log.info(
@@ -182,7 +182,7 @@ def _check_finite(history: dict[str, list[float]]) -> None:
         )
 
 
-def _precision(cfg, data) -> precision.Choice:
+def choose_precision(cfg, data) -> precision.Choice:
     """``trainer.precision``, with ``auto`` resolved on this machine (see ``precision``)."""
     shape, classes = tuple(data.input_shape), data.num_classes
 
@@ -201,7 +201,7 @@ def _precision(cfg, data) -> precision.Choice:
     return chosen
 
 
-def _seed(seed: int, deterministic: bool) -> None:
+def set_seed(seed: int, deterministic: bool) -> None:
     import keras
     import tensorflow as tf
 
@@ -210,7 +210,7 @@ def _seed(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _free_graph() -> None:
+def free_graph() -> None:
     """Free the graph between jobs that share a process (Hydra's basic launcher)."""
     import keras
 

@@ -21,13 +21,14 @@ from experiments.data import stream
 from experiments.errors import ConfigError
 from experiments.models.augmentation import is_active
 from experiments.tracking.logged_models import load_logged_model
-from experiments.training import optimizers
+from experiments.training import lr_find, optimizers
 from experiments.training.frozen_features import frozen_features
 from experiments.uris import is_model_uri
 
 log = logging.getLogger(__name__)
 
-# (stage, first step) -> Keras callbacks for one call to fit(); its ``tag(tags)`` sets run tags
+# (stage, first step) -> Keras callbacks for one call to fit(); its ``tag(tags)`` sets run
+# tags, its ``lr_found(found)`` records what the learning-rate finder found (optimizer.lr=find)
 CallbackFactory = Callable[[str, int], list]
 
 # Each phase, a module of this package, and the keys of ``phase.*`` it reads.
@@ -88,6 +89,17 @@ def build_model(cfg, data, frozen_bn: bool = False):
     if is_model_uri(cfg.backbone.weights):
         logged, _ = load_logged_model(cfg.backbone.weights, key="backbone.weights")
     return models.build(cfg, data.input_shape, data.num_classes, frozen_bn=frozen_bn, logged=logged)
+
+
+def stage_lr(model, cfg, train, callbacks: CallbackFactory) -> float:
+    """The rate of the stage that trains at ``optimizer.lr``: that, or with
+    ``optimizer.lr=find`` the finder's suggestion for ``model`` (its trainable layers as the
+    stage sets them) on ``train``, (inputs, labels), reported to ``callbacks.lr_found``."""
+    if not lr_find.wanted(cfg):
+        return cfg.optimizer.lr
+    found = lr_find.find(model, cfg, train)
+    callbacks.lr_found(found)
+    return found.suggestion
 
 
 def compile_model(model, cfg, lr: float | None = None, steps: int | None = None) -> None:
@@ -213,53 +225,45 @@ def train_head(
     model,
     cfg,
     data,
-    callbacks: list,
+    callbacks: CallbackFactory,
+    stage: str,
     epochs: int,
     lr: float | None = None,
     initial_epoch: int = 0,
-    tag: Callable[[dict], None] | None = None,
 ):
-    """Train the head over a frozen base; on the base's features when nothing is random.
+    """Train the head over a frozen base as stage ``stage``, at ``lr`` (None: the stage's
+    rate, ``stage_lr``); on the base's features when nothing is random.
 
     With augmentation on, every epoch sees different pixels, so the base must run live.
     Otherwise its features are computed once (or found on disk, from an earlier run over
     the same image cache) and the head trains on them alone: the same result (the base
-    is frozen and in inference mode), many times faster. ``tag`` records on the run
+    is frozen and in inference mode), many times faster. A tag records on the run
     whether the features were computed or reused.
     """
+    stage_callbacks = callbacks(stage, 0)
     if initial_epoch >= epochs:
         return {}
     freeze_base(model)
+    train = (data.x_train, data.y_train)
     if is_active(cfg.dataset.augment) or not cfg.phase.cache_features:
         if initial_epoch == 0 or model.optimizer is None:
+            lr = stage_lr(model, cfg, train, callbacks) if lr is None else lr
             compile_model(model, cfg, lr, total_steps(cfg, data, epochs))
-        return fit(
-            model,
-            cfg,
-            (data.x_train, data.y_train),
-            (data.x_val, data.y_val),
-            callbacks,
-            epochs,
-            initial_epoch,
-        )
+        val = (data.x_val, data.y_val)
+        return fit(model, cfg, train, val, stage_callbacks, epochs, initial_epoch)
     import keras
 
     extractor = keras.Sequential([model.get_layer("preprocess"), model.get_layer("base")])
     features = frozen_features(extractor, data, cfg)
-    if tag is not None:
-        tag({"frozen_features": features.how})
+    callbacks.tag({"frozen_features": features.how})
     head = model.get_layer("head")
     if initial_epoch:
         log.info("Resuming the head's training with a fresh optimizer state (cached features)")
+    train = (features.train, data.y_train)
+    lr = stage_lr(head, cfg, train, callbacks) if lr is None else lr
     compile_model(head, cfg, lr, total_steps(cfg, data, epochs))
     history = fit(
-        head,
-        cfg,
-        (features.train, data.y_train),
-        (features.val, data.y_val),
-        callbacks,
-        epochs,
-        initial_epoch,
+        head, cfg, train, (features.val, data.y_val), stage_callbacks, epochs, initial_epoch
     )
     # The whole model evaluates and predicts from raw images. Its optimizer is built now,
     # over the same trainable weights as the head's, so the saved model's optimizer state

@@ -25,6 +25,7 @@ from experiments.training.phases import (
     epochs_done,
     fit,
     merge,
+    stage_lr,
     total_steps,
     train_head,
     unfreeze_count,
@@ -73,19 +74,20 @@ def train(model, cfg, data, callbacks: CallbackFactory, resumed=None) -> dict[st
             model,
             cfg,
             data,
-            callbacks("warmup", 0),
+            callbacks,
+            "warmup",
             warmup_epochs,
             lr=cfg.phase.warmup_lr,
             initial_epoch=epochs_done(resumed, "warmup"),
-            tag=callbacks.tag,
         )
     if resuming_finetune and model.optimizer is not None:
         log.info("Fine-tuning resumes with the checkpoint's trainable layers and optimizer")
     else:
         frozen = models.spec(cfg.backbone.name).frozen
         unfrozen = unfreeze(model.get_layer("base"), unfreeze_count(cfg.phase.unfreeze), frozen)
-        log.info("Fine-tuning %d layers of the base at lr=%g", len(unfrozen), cfg.optimizer.lr)
-        compile_model(model, cfg, steps=total_steps(cfg, data, cfg.trainer.epochs))
+        lr = stage_lr(model, cfg, (data.x_train, data.y_train), callbacks)
+        log.info("Fine-tuning %d layers of the base at lr=%g", len(unfrozen), lr)
+        compile_model(model, cfg, lr, total_steps(cfg, data, cfg.trainer.epochs))
     tuned = fit(
         model,
         cfg,

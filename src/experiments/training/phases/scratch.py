@@ -8,6 +8,7 @@ from experiments.training.phases import (
     compile_model,
     epochs_done,
     fit,
+    stage_lr,
     total_steps,
 )
 
@@ -18,7 +19,8 @@ def build(cfg, data):
 
 def train(model, cfg, data, callbacks: CallbackFactory, resumed=None) -> dict[str, list[float]]:
     if resumed is None or model.optimizer is None:
-        compile_model(model, cfg, steps=total_steps(cfg, data, cfg.trainer.epochs))
+        lr = stage_lr(model, cfg, (data.x_train, data.y_train), callbacks)
+        compile_model(model, cfg, lr, total_steps(cfg, data, cfg.trainer.epochs))
     return fit(
         model,
         cfg,

@@ -14,8 +14,8 @@ def train(model, cfg, data, callbacks: CallbackFactory, resumed=None) -> dict[st
         model,
         cfg,
         data,
-        callbacks("transfer", 0),
+        callbacks,
+        "transfer",
         cfg.trainer.epochs,
         initial_epoch=epochs_done(resumed, "transfer"),
-        tag=callbacks.tag,
     )
