@@ -66,7 +66,7 @@ class AugmentConfig:
 
 @dataclass
 class DatasetConfig:
-    name: str = MISSING
+    name: str = MISSING  # fashion_mnist | animals | image_folder | shapes (the dataset table)
     root: str | None = None  # where the files are; null = the dataset's usual place
     limit: int | None = None  # cap on training samples, for quick runs; null = all
     val_split: float = 0.1  # share held out for validation
@@ -88,8 +88,8 @@ class EarlyStoppingConfig:
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 10
-    batch_size: int = 32
+    epochs: int = 10  # epochs to train (finetune: the epochs after its head warm-up)
+    batch_size: int = 32  # the global batch, split over the replicas of a strategy
     steps_per_execution: int = 1  # >1 runs several batches per call: less overhead on CPU
     deterministic: bool = True  # TensorFlow's op determinism: same seed, same result
     verbose: int = 1  # Keras' progress output: 0 silent, 1 progress bar, 2 one line per epoch
@@ -106,9 +106,9 @@ class TrainerConfig:
 @dataclass
 class MlflowConfig:
     tracking_uri: str | None = None  # null = $MLFLOW_TRACKING_URI, else ./mlflow.db
-    experiment_name: str = "experiments"
+    experiment_name: str = "experiments"  # the MLflow experiment the run goes to
     run_name: str | None = None  # null = <backbone>-<phase>-<optimizer>-lr<lr>
-    log_model: bool = True
+    log_model: bool = True  # log the Keras model of the best epoch as the artifact "model"
     samples: int = 12  # test images drawn in the prediction grid
     top_k: int = 3  # probabilities kept per sample in the top-k table
     register_as: str | None = None  # sweeps: register the best run's model under this name
@@ -143,8 +143,8 @@ class Config:
     cost: CostConfig = field(default_factory=CostConfig)
     interpretation: InterpretationConfig = field(default_factory=InterpretationConfig)
     lr_find: LrFindConfig = field(default_factory=LrFindConfig)
-    seed: int = 42
-    metric: str = "val_accuracy"  # what the main function returns to sweepers
+    seed: int = 42  # seeds the split, the weights and the shuffling
+    metric: str = "val_accuracy"  # picks the best epoch, ranks comparisons, returned to sweepers
 
 
 def register() -> None:
