@@ -22,6 +22,7 @@ from omegaconf import DictConfig, open_dict, read_write
 from experiments.errors import ConfigError
 from experiments.search import report, space, study
 from experiments.search.trial import PRUNED_AT
+from experiments.uris import redact
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,13 @@ def sweep(settings: dict, config: DictConfig, launcher, arguments: list[str]) ->
     )
     _tell_the_jobs(config, url, found.study_name)
     log.info(
-        "Optuna study %r in %s: %d trials, %d at a time, %s, %s; see it with: optuna-dashboard %s",
+        "Optuna study %r in %s: %d trials, %d at a time, %s, %s",
         found.study_name,
-        url,
+        redact(url),
         settings["n_trials"],
         settings.get("n_jobs", 1),
         type(sampler).__name__,
         type(pruner).__name__,
-        url,
     )
     workers = settings.get("n_jobs", 1)
     if type(launcher).__name__ == "BasicLauncher" and workers > 1:

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from experiments.tracking.sweeps import PARENT_FILE
+from experiments.uris import redact
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def summarise(found, url: str, objectives: list[str], first: int, sweep_dir: str
         f"{counts['completed']} completed, {counts['pruned']} pruned, {counts['failed']} failed "
         f"({len(found.trials)} in the study)",
         *best_lines(found, objectives),
-        f"See it with: optuna-dashboard {url}",
+        f"See it with: optuna-dashboard {redact(url)}",
     ]
     text = "\n".join(lines)
     print(text, flush=True)

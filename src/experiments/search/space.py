@@ -1,9 +1,10 @@
 """``hydra.sweeper.params`` and the command line's sweeps as Optuna distributions.
 
 Each value is read with Hydra's override grammar, as Hydra's own Optuna sweeper read it:
-``interval(a, b)`` a float range, ``tag(log, interval(a, b))`` on
-a log scale, ``choice(x, y)`` a category, ``range(a, b, step)`` the values Python's range
-gives (ints, or floats with a float step; a categorical when shuffled). Anything else is a fixed value every trial gets.
+``interval(a, b)`` a float range, ``tag(log, interval(a, b))`` on a log scale,
+``choice(x, y)`` a category, ``range(a, b, step)`` the values Python's range gives (ints,
+or floats with a float step; a categorical when shuffled). Anything else is a fixed value
+every trial gets.
 """
 
 from __future__ import annotations
