@@ -191,3 +191,17 @@ def test_several_objectives_give_the_pareto_set(workdir):
     )
     assert refused.returncode == 2
     assert "prunes single-objective studies only" in refused.stderr
+
+
+def test_a_job_of_several_objectives_returns_each_as_its_run_recorded_it(store_uri, monkeypatch):
+    import mlflow
+
+    from experiments.search import trial
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
+    with mlflow.start_run():
+        mlflow.log_metrics({"best_val_accuracy": 0.9, "val_accuracy": 0.8, "latency_ms": 1.5})
+    # val_accuracy as the run table ranks it: the best epoch's.
+    assert trial.values_of_last_run(["val_accuracy", "latency_ms"]) == [0.9, 1.5]
+    with pytest.raises(KeyError, match="no size_mb; it recorded best_val_accuracy"):
+        trial.values_of_last_run(["size_mb"])

@@ -49,7 +49,8 @@ def best_lines(found, objectives: list[str]) -> list[str]:
     if len(objectives) == 1:
         return ["Best trial: " + describe(found.best_trial, objectives)]
     front = sorted(found.best_trials, key=lambda t: t.number)
-    return [f"Pareto set ({len(front)} trials, {' and '.join(objectives)}):"] + [
+    trials = f"{len(front)} trial" + ("s" if len(front) > 1 else "")
+    return [f"Pareto set ({trials}, {' and '.join(objectives)}):"] + [
         "  " + describe(trial, objectives) for trial in front
     ]
 

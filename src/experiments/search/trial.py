@@ -50,6 +50,9 @@ class Reporter:
             return False
         try:
             trial = self._open()
+            if len(trial.study.directions) > 1:  # Optuna keeps no per-epoch values for these
+                self._broken = True
+                return False
             trial.report(value, step)
             if not trial.should_prune():
                 return False
