@@ -11,10 +11,9 @@ from helpers import run_cli
 from experiments import models
 from experiments.config.schema import CONF_DIR
 from experiments.errors import ConfigError
-from experiments.models.registry import PREPROCESSING, application_name, markdown_table
+from experiments.models.registry import PREPROCESSING, application_name
 from experiments.training.settings import compose
 
-README = CONF_DIR.parents[2] / "README.md"
 TODAYS = ["compact_cnn", "custom_cnn", "vgg16", "xception", "mobilenet"]  # names users have
 APPLICATIONS = [row for row in models.BACKBONES.values() if row.imagenet]
 
@@ -54,12 +53,6 @@ def test_unknown_backbone_lists_every_option():
 def test_image_size_below_the_row_minimum_is_refused():
     with pytest.raises(ConfigError, match="below the minimum of 75 for backbone inceptionv3"):
         compose(["backbone=inceptionv3", "dataset=shapes", "dataset.image_size=72"])
-
-
-def test_readme_backbone_table_is_the_registry():
-    assert markdown_table() in README.read_text(), (
-        "README.md's backbone table differs from the registry; paste this:\n" + markdown_table()
-    )
 
 
 def test_help_and_cfg_job_list_every_backbone_without_tensorflow(workdir):
