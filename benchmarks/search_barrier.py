@@ -33,19 +33,14 @@ def joblib_launcher(folder: Path, jobs: int):
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.plugins import Plugins
-    from hydra.types import HydraContext, RunMode
+    from hydra.types import HydraContext
 
     conf = folder / "conf"
     conf.mkdir()
     (conf / "config.yaml").write_text("sleep_s: 0.0\n")
     initialize_config_dir(str(conf), version_base="1.3").__enter__()
     overrides = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
-    cfg = compose(
-        "config",
-        [*overrides, f"hydra.sweep.dir={folder}/sweep"],
-        return_hydra_config=True,
-        run_mode=RunMode.MULTIRUN,
-    )
+    cfg = compose("config", [*overrides, f"hydra.sweep.dir={folder}/sweep"], True)
     HydraConfig.instance().set_config(cfg)
     context = HydraContext(GlobalHydra.instance().config_loader(), Callbacks(cfg))
     return Plugins.instance().instantiate_launcher(
@@ -116,7 +111,7 @@ def main() -> None:
                 launcher, args.trials, args.jobs, args.fast
             ),
         }
-    ideal = (args.trials - 1 + 5) * args.fast / args.jobs
+    ideal = max(5 * args.fast, (args.trials - 1 + 5) * args.fast / args.jobs)
     lines = [f"- {name}: {seconds:.2f} s" for name, seconds in times.items()]
     streamed, batch = times.values()
     lines += [f"- ratio: {streamed / batch:.2f} (no idle worker at all would take {ideal:.1f} s)"]
