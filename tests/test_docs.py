@@ -311,3 +311,14 @@ def test_site_builds_without_a_warning(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     configuration = (tmp_path / "html" / "reference" / "configuration.html").read_text()
     assert "trainer.early_stopping.patience" in configuration
+
+
+def test_every_metric_and_tag_of_a_run_is_in_the_reference(store):
+    """docs/reference/run-contents.md names what the small store's run logged (written by hand)."""
+    import mlflow
+
+    page = (DOCS / "reference" / "run-contents.md").read_text()
+    run = mlflow.MlflowClient(store["uri"]).get_run(store["placeholders"]["<run_id>"])
+    logged = [*run.data.metrics, *(t for t in run.data.tags if not t.startswith("mlflow."))]
+    missing = sorted(name for name in logged if f"`{name}`" not in page)
+    assert not missing, f"logged but not in docs/reference/run-contents.md: {missing}"

@@ -205,7 +205,16 @@ def backbones() -> str:
     return markdown_table()
 
 
-COMMANDS = ("compare", "predict", "explain", "export", "server")
+NO_HELP = ("study",)  # its --help starts a study: its usage is its docstring
+
+
+def command_names() -> list[str]:
+    """The ``python -m experiments.<name>`` commands: a module here and in ``commands/``."""
+    return sorted(
+        path.stem
+        for path in SRC.glob("*.py")
+        if (SRC / "commands" / path.name).exists() and path.stem not in (*NO_HELP, "__init__")
+    )
 
 
 def commands() -> str:
@@ -213,7 +222,7 @@ def commands() -> str:
     import importlib
 
     lines = []
-    for name in COMMANDS:
+    for name in command_names():
         module = importlib.import_module(f"experiments.commands.{name}")
         out = io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
