@@ -76,6 +76,15 @@ class Outbox:
         self._again: list[Callable[[], object]] = []  # sent from memory once it is back
 
     @property
+    def remote(self) -> bool:
+        """Whether the store is a server: there a synchronous call waits for its answer.
+
+        A local store gets each epoch's metrics synchronously: MLflow's asynchronous queue
+        keeps its thread waiting up to a second for more, and the run's end waits for it.
+        """
+        return self.uri.startswith(("http://", "https://", "databricks"))
+
+    @property
     def offline(self) -> bool:
         return self.reason is not None
 
@@ -107,12 +116,16 @@ class Outbox:
         return None
 
     def metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        """Log ``metrics`` asynchronously; ``settle`` later finds out whether they arrived."""
+        """Log ``metrics``: to a server asynchronously, ``settle`` later finds out whether they
+        arrived; to a local store at once."""
         import mlflow
 
         self.reconnect()
         if self.offline:
             self._journal(metrics, step)
+            return
+        if not self.remote:  # a database written here: a call takes milliseconds
+            mlflow.log_metrics(metrics, step=step, synchronous=True)
             return
         operations = mlflow.log_metrics(metrics, step=step, synchronous=False)
         self._pending.append((metrics, step, operations))
