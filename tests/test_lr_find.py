@@ -81,6 +81,22 @@ def test_bad_settings_are_one_sentence_naming_the_key(overrides, key, fragment):
     assert info.value.key == key and fragment in str(info.value)
 
 
+def test_the_command_refuses_bad_input_in_one_line(workdir, capsys):
+    """Before TensorFlow is imported: these calls cost milliseconds."""
+    from experiments.commands import lr_find as command
+
+    for argv in (["lr_find.steps=3"], ["optimizer.lrr=1"]):
+        with pytest.raises(SystemExit) as exit_:
+            command.main(argv)
+        assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == [
+        "error: lr_find.steps: must be >= 10 for a curve to read, got 3",
+        "error: overrides: Could not override 'optimizer.lrr'. Key 'lrr' not in 'OptimizerConfig'",
+    ]
+    assert not (workdir / "mlflow.db").exists()  # no store opened
+
+
 def test_help_answers_without_a_store(tmp_path):
     (tmp_path / "empty").mkdir()
     result = run_cli("--help", cwd=tmp_path / "empty", module="experiments.lr_find")

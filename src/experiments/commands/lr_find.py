@@ -19,7 +19,7 @@ from experiments.commands import quiet
 from experiments.commands.cli_args import run_command
 from experiments.config.schema import flatten
 from experiments.errors import ConfigError, TrainingError, first_line
-from experiments.tracking import provenance, store
+from experiments.tracking import outbox, provenance, store
 from experiments.tracking.run_context import run_context
 from experiments.training import lr_find, lr_find_log, phases, precision, train
 from experiments.training.settings import compose, validate
@@ -88,8 +88,9 @@ def _compose(argv: list[str]):
         raise ConfigError(argv[0], "lr_find takes one run's overrides, not a sweep")
     try:
         cfg = compose(argv)
-    except HydraException as exc:
-        raise ConfigError("overrides", first_line(exc.__cause__ or exc)) from None
+    except HydraException as exc:  # "Could not override 'x.y'." and, from its cause, why
+        why = f" {first_line(exc.__cause__)}" if exc.__cause__ else ""
+        raise ConfigError("overrides", first_line(exc) + why) from None
     OmegaConf.update(cfg, "optimizer.lr", lr_find.FIND)
     validate(cfg)
     return cfg
@@ -126,7 +127,8 @@ def _log(cfg, found: lr_find.Found, data) -> str:
     name = f"lr_find-{cfg.backbone.name}-{cfg.phase.name}-{cfg.optimizer.name}"
     with run_context(uri, tags, experiment_id=experiment_id, run_name=name) as run:
         params = {**flatten(cfg), "data.train_size": len(data.x_train)}
-        run.outbox.send("params", lambda: mlflow.log_params(params), lambda folder: None)
+        keep = outbox.keep_json("params.json", params)
+        run.outbox.send("params", lambda: mlflow.log_params(params), keep)
         lr_find_log.record(run.outbox, found)
     return run.id
 
@@ -142,12 +144,8 @@ def _lr_find(argv: list[str]) -> int:
     finally:
         train.free_graph()
     run_id = _log(cfg, found, data)
-    rule = (
-        "steepest descent of the smoothed loss"
-        if found.rule == "steepest"
-        else ("the smoothed loss's minimum / 10")
-    )
-    print(f"{found.summary()}")
+    rule = lr_find.RULES[found.rule]
+    print(found.summary())
     print(f"suggested learning rate: {found.suggestion:.3g} ({rule}); logged in run {run_id}")
     print(f"optimizer.lr={found.suggestion:.3g}")
     return 0

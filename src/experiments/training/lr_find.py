@@ -33,7 +33,10 @@ from experiments.training import optimizers
 log = logging.getLogger(__name__)
 
 FIND = "find"  # optimizer.lr=find
-RULES = ("steepest", "minimum")
+RULES = {  # lr_find.rule: how the suggestion is read from the smoothed curve
+    "steepest": "steepest descent of the smoothed loss",
+    "minimum": "the smoothed loss's minimum / 10",
+}
 MIN_STEPS = 10
 SKIP = 0.1  # share of the first points the steepest rule leaves out
 
