@@ -14,7 +14,7 @@ from types import ModuleType
 
 from omegaconf import DictConfig
 
-from experiments import models
+from experiments import models, progress
 from experiments.config.rules import first_broken, one_of, refuse_unused
 from experiments.config.schema import PhaseConfig
 from experiments.data import stream
@@ -159,7 +159,7 @@ def fit(
         **feed,
         epochs=epochs,
         initial_epoch=initial_epoch,
-        callbacks=callbacks,
+        callbacks=[*callbacks, progress.keras_logger()] if cfg.trainer.verbose else callbacks,
         verbose=cfg.trainer.verbose,
     )
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
