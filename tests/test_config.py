@@ -6,7 +6,7 @@ import logging
 import sys
 
 import pytest
-from helpers import run_cli
+from helpers import app_main, in_process, run_cli
 from hydra.errors import ConfigCompositionException
 
 from experiments import models
@@ -217,3 +217,20 @@ def test_in_a_sweep_over_the_group_a_key_for_some_options_is_not_refused(monkeyp
     )
     with pytest.raises(ConfigError, match="^optimizer.momentum: optimizer=adam does not use it"):
         compose(["optimizer=adam", "optimizer.momentum=0.9"])  # the sweep does not vary this group
+
+
+@pytest.mark.slow  # the app in process, TensorFlow imported: about 3 s
+def test_a_refused_override_prints_one_error_line_and_reaches_the_log_file(tmp_path):
+    """Once on the console, as ``error: ...`` (Hydra's console handler printed it a second
+    time, as an ``[ERROR]`` line, before); the job's log file still has it."""
+    log_file = logging.FileHandler(tmp_path / "job.log")
+    logging.getLogger("experiments").addHandler(log_file)
+    try:
+        result = in_process(app_main, "trainer.epochs=0", cwd=tmp_path)
+    finally:
+        logging.getLogger("experiments").removeHandler(log_file)
+        log_file.close()
+    printed = [line for line in (result.stdout + result.stderr).splitlines() if "epochs" in line]
+    assert result.returncode == 2
+    assert printed == ["error: trainer.epochs: must be >= 1, got 0"], result
+    assert "trainer.epochs: must be >= 1, got 0" in (tmp_path / "job.log").read_text()

@@ -52,10 +52,25 @@ def run_command(function, argv: list[str] | None = None) -> None:
 
 
 def print_error(exc: ExperimentError, *, to_log: bool = False) -> None:
-    """A user error as one line on stderr; with ``to_log``, in the job's log file too."""
+    """A user error as one line on stderr; with ``to_log``, in the job's log file too.
+
+    Only in the file: Hydra's console handler would print it a second time, as a
+    ``[ERROR]`` line above the ``error:`` one.
+    """
     if to_log:
-        log.error("%s", exc)
+        _to_log_files(f"{exc}")
     print(f"error: {exc}", file=sys.stderr)
+
+
+def _to_log_files(message: str) -> None:
+    """``message`` as an ERROR record, to the log's file handlers alone."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (message,), None)
+    logger = log
+    while logger is not None:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:
+                handler.handle(record)
+        logger = logger.parent if logger.propagate else None
 
 
 def exit_on_error(exc: ExperimentError, *, to_log: bool = False) -> NoReturn:
