@@ -16,11 +16,8 @@ Markdown that ``GENERATORS[NAME]`` makes from the code, so the reference cannot 
 from __future__ import annotations
 
 import ast
-import dataclasses
-import inspect
 import io
 import re
-import tokenize
 from pathlib import Path
 
 from sphinx.errors import ExtensionError
@@ -48,45 +45,14 @@ def _expand(app, docname, source):
 # --- configuration ------------------------------------------------------------------------
 
 
-def comments(cls) -> dict[str, str]:
-    """The comment at the end of each field's line in the dataclass ``cls``'s source."""
-    source = inspect.getsource(cls)
-    by_line = {
-        token.start[0]: token.string.lstrip("#").strip()
-        for token in tokenize.generate_tokens(io.StringIO(source).readline)
-        if token.type == tokenize.COMMENT
-    }
-    fields = {}
-    for node in ast.parse(source).body[0].body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            fields[node.target.id] = by_line.get(node.lineno, "")
-    return fields
-
-
 def schema_keys(cls=None, prefix: str = "") -> list[tuple[str, str, object, str]]:
-    """``(key, type, default, meaning)`` for every key of the schema, nested keys flattened."""
-    from experiments.config.schema import Config
+    """``(key, type, default, meaning)`` for every schema key (experiments.config.keys)."""
+    from experiments.config import keys
 
-    cls = cls or Config
-    meanings = comments(cls)
-    rows = []
-    for field in dataclasses.fields(cls):
-        key = f"{prefix}{field.name}"
-        if field.default_factory is not dataclasses.MISSING:
-            nested = field.default_factory()
-            if dataclasses.is_dataclass(nested):
-                rows += schema_keys(type(nested), f"{key}.")
-                continue
-            default = nested
-        else:
-            default = field.default
-        if not meanings[field.name]:
-            raise ExtensionError(
-                f"schema key {key} ({cls.__name__}.{field.name} in "
-                "src/experiments/config/schema.py) has no description: add a comment on its line"
-            )
-        rows.append((key, str(field.type), default, meanings[field.name]))
-    return rows
+    try:
+        return keys.schema_keys(cls, prefix)
+    except ValueError as exc:  # a key without a description fails the build
+        raise ExtensionError(str(exc)) from None
 
 
 def _yaml_options(group: str) -> dict[str, tuple[str, dict[str, object]]]:
@@ -205,15 +171,12 @@ def backbones() -> str:
     return markdown_table()
 
 
-NO_HELP = ("study",)  # its --help starts a study: its usage is its docstring
-
-
 def command_names() -> list[str]:
     """The ``python -m experiments.<name>`` commands: a module here and in ``commands/``."""
     return sorted(
         path.stem
         for path in SRC.glob("*.py")
-        if (SRC / "commands" / path.name).exists() and path.stem not in (*NO_HELP, "__init__")
+        if (SRC / "commands" / path.name).exists() and path.stem != "__init__"
     )
 
 
@@ -229,9 +192,6 @@ def commands() -> str:
             module.main(["--help"])
         lines += [f"## `python -m experiments.{name}`", "", "```text", out.getvalue().rstrip()]
         lines += ["```", ""]
-    from experiments.commands import study  # no --help of its own yet: its docstring
-
-    lines += ["## `python -m experiments.study`", "", "```text", inspect.getdoc(study), "```", ""]
     return "\n".join(lines)
 
 

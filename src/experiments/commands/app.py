@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from experiments import folders
 from experiments.commands import quiet
 from experiments.commands.cli_args import print_error
+from experiments.config import keys
 from experiments.config.schema import CONF_DIR
 from experiments.errors import ExperimentError
 from experiments.search import trial as search_trial
@@ -23,6 +24,7 @@ log = logging.getLogger("experiments")
 
 # TensorFlow's C++ start-up chatter (oneDNN, CPU features) drowns the run's own log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+keys.register_resolver()  # --help lists every key's meaning (conf/hydra/help/)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")

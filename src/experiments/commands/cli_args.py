@@ -9,17 +9,22 @@ from typing import NoReturn
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from experiments.config import keys
 from experiments.errors import ConfigError, ExperimentError, first_line
 
 log = logging.getLogger("experiments")
 
 
-def parse(argv: list[str], schema: type, prog: str):
-    """Merge ``key=value`` items onto dataclass ``schema``; unknown keys and bad types fail."""
+def parse(argv: list[str], schema: type, prog: str, examples: tuple[str, ...] = ()):
+    """Merge ``key=value`` items onto dataclass ``schema``; unknown keys and bad types fail.
+
+    ``--help`` prints each key with its default and the comment on its line in ``schema``,
+    then ``examples`` (argument lists for ``python -m prog``).
+    """
     items = []
     for arg in argv:
         if arg in ("-h", "--help"):
-            print(_help(schema, prog))
+            print(_help(schema, prog, examples))
             raise SystemExit(0)
         if "=" not in arg:
             raise ConfigError(arg, "arguments are key=value pairs (see --help)")
@@ -32,14 +37,16 @@ def parse(argv: list[str], schema: type, prog: str):
         raise ConfigError(str(key), first_line(exc)) from None
 
 
-def _help(schema: type, prog: str) -> str:
+def _help(schema: type, prog: str, examples: tuple[str, ...]) -> str:
     lines = [f"usage: python -m {prog} key=value ...", "", "keys (default):"]
-    for key, value in OmegaConf.to_container(OmegaConf.structured(schema)).items():
-        if isinstance(value, dict):
-            lines += [f"  {key}.{sub}={sub_value}" for sub, sub_value in value.items()]
-        else:
-            lines.append(f"  {key}={value}")
+    for key, _, default, meaning in keys.schema_keys(schema):
+        lines.append(f"  {key}={_shown(default):<{30 - len(key)}} {meaning}")
+    lines += ["", "examples:", *(f"  python -m {prog} {example}" for example in examples)]
     return "\n".join(lines)
+
+
+def _shown(value) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else f"{value}"
 
 
 def run_command(function, argv: list[str] | None = None) -> None:

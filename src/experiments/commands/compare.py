@@ -21,12 +21,17 @@ from experiments.reporting import summary
 from experiments.tracking import store
 
 log = logging.getLogger(__name__)
+EXAMPLES = (
+    "metric=test_accuracy",
+    "parent=<sweep parent run id> output_dir=comparison-sweep",
+    "\"filter=tags.dataset = 'shapes'\" register_as=shapes",
+)
 
 
 @dataclass
 class MlflowArgs:
     tracking_uri: str | None = None  # null = $MLFLOW_TRACKING_URI, else ./mlflow.db
-    experiment_name: str = "experiments"
+    experiment_name: str = "experiments"  # the experiment whose runs are compared
 
 
 @dataclass
@@ -58,7 +63,7 @@ def select_runs(client, experiment_id: str, parent: str | None, filter_string: s
 
 
 def _compare(argv: list[str]) -> int:
-    cfg = parse(argv, CompareArgs, "experiments.compare")
+    cfg = parse(argv, CompareArgs, "experiments.compare", EXAMPLES)
     import mlflow
 
     uri = store.resolve_tracking_uri(cfg.mlflow.tracking_uri)

@@ -44,6 +44,10 @@ keys (default):
   scale=4                    the overlay's size, in pixels per image pixel
   mlflow.tracking_uri=null   store of runs:/ and models:/ URIs; null = $MLFLOW_TRACKING_URI
 
+examples:
+  python -m experiments.explain model=runs:/<run_id>/model inputs=samples/
+  python -m experiments.explain model=models:/shapes@champion inputs=cat.png class=circle
+
 exit status: 0 every image explained, 1 some image could not be decoded, 2 bad input"""
 BATCH = 32
 

@@ -54,6 +54,10 @@ keys (default):
   mlflow.tracking_uri=null     null = $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db
   mlflow.experiment_name=exports
 
+examples:
+  python -m experiments.export model=runs:/<run_id>/model
+  python -m experiments.export model=models:/shapes@champion formats=[onnx] register=true
+
 exit status: 0 every format passed, 1 a format failed its export or the gate, 2 bad input"""
 
 BATCH = 256  # images per call when comparing

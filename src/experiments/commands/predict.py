@@ -50,6 +50,10 @@ keys (default):
   mlflow.tracking_uri=null   store of runs:/ and models:/ URIs; null = $MLFLOW_TRACKING_URI,
                              else sqlite:///<cwd>/mlflow.db
 
+examples:
+  python -m experiments.predict model=runs:/<run_id>/model inputs=samples/
+  python -m experiments.predict model=models:/shapes/1 inputs=cat.png top_k=2 output=json
+
 exit status: 0 every image predicted, 1 some image could not be decoded (the others are
 still predicted), 2 a bad argument, model or inputs path"""
 # Images per forward pass: larger batches amortise the per-call overhead. Memory holds only

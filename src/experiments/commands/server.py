@@ -40,6 +40,10 @@ keys (default):
                         with auth=false and a host other than loopback: anyone who can
                         reach the port can read, change and delete every run
 
+examples:
+  python -m experiments.server start folder=/srv/mlflow-lab host=0.0.0.0
+  python -m experiments.server status folder=/srv/mlflow-lab
+
 Clients: MLFLOW_TRACKING_URI=http://<host>:<port>, with MLFLOW_TRACKING_USERNAME and
 MLFLOW_TRACKING_PASSWORD (or ~/.mlflow/credentials).
 exit status: 0 done, 1 status found the server stopped, 2 bad input"""

@@ -32,6 +32,26 @@ BACKBONES = ("vgg16", "xception", "mobilenet")  # the reference report's three
 IMAGE_ONLY = ("dataset.", "backbone.", "phase.")
 COMPARE_KEYS = ("mlflow.tracking_uri=", "mlflow.experiment_name=")
 
+USAGE = """\
+usage: python -m experiments.study [backbones=[a,b,...]] [seeds=N] [override ...]
+
+The reference report's whole study: each backbone with phase=transfer and finetune on
+data/animals (dataset=shapes when it is missing), the custom CNN on Fashion-MNIST, all in
+a new MLflow experiment study-<date>-<time>, then one comparison table per evaluation set.
+
+keys (default):
+  backbones=[vgg16,xception,mobilenet]   rows of the backbone table to compare
+  seeds=null                 N repeats every configuration with seeds 1..N (mean ± sd)
+  mlflow.register_as=null    register the image sweep's best model under this name
+  override ...               any training override (python -m experiments --help); dataset.*,
+                             backbone.* and phase.* apply to the image sweep only
+
+examples:
+  python -m experiments.study backbones=[mobilenet] trainer.epochs=1 dataset.limit=200
+  python -m experiments.study seeds=3 mlflow.register_as=animals
+
+exit status: 0 every run and comparison succeeded, 1 one failed, 2 bad input"""
+
 
 def split_backbones(overrides: list[str]) -> tuple[list[str], list[str]]:
     """The backbones named by ``backbones=[a,b]`` (or ``a,b``), and the other overrides."""
@@ -115,6 +135,9 @@ def _count(seeds: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     overrides = sys.argv[1:] if argv is None else argv
+    if any(arg in ("-h", "--help") for arg in overrides):
+        print(USAGE)
+        raise SystemExit(0)
     animals_present = Path(ANIMALS).is_dir()
     try:
         study = commands(overrides, animals_present, time.strftime("%Y%m%d-%H%M%S"))
