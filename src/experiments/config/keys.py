@@ -12,6 +12,10 @@ import inspect
 import io
 import tokenize
 
+from omegaconf import OmegaConf
+
+from experiments.config.schema import Config
+
 
 def comments(cls) -> dict[str, str]:
     """The comment at the end of each field's line in the dataclass ``cls``'s source."""
@@ -31,8 +35,6 @@ def comments(cls) -> dict[str, str]:
 def schema_keys(cls=None, prefix: str = "") -> list[tuple[str, str, object, str]]:
     """``(key, type, default, meaning)`` for every key of ``cls`` (the run's schema by
     default), nested keys flattened; a key without a comment raises ValueError."""
-    from experiments.config.schema import Config
-
     cls = cls or Config
     meanings = comments(cls)
     rows = []
@@ -58,8 +60,6 @@ def schema_keys(cls=None, prefix: str = "") -> list[tuple[str, str, object, str]
 def help_text(root=None) -> str:
     """``key=value  meaning`` for every key of the run's schema, one line each, for
     ``python -m experiments --help``; values from the composed ``root`` when given."""
-    from omegaconf import OmegaConf
-
     lines = []
     for key, _, default, meaning in schema_keys():
         value = default if root is None else OmegaConf.select(root, key, default=default)
@@ -70,8 +70,6 @@ def help_text(root=None) -> str:
 
 def register_resolver() -> None:
     """``${experiments_keys:}`` in conf/hydra/help/experiments.yaml: ``help_text``."""
-    from omegaconf import OmegaConf
-
     if not OmegaConf.has_resolver("experiments_keys"):
         OmegaConf.register_new_resolver(
             "experiments_keys", lambda *, _root_: help_text(_root_), use_cache=False
