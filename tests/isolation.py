@@ -123,13 +123,21 @@ def changes_under(root: Path, since_ns: int, skip: set[Path]) -> list[str]:
 
 
 def reset_mlflow_uri() -> None:
-    """Unpin MLflow's tracking URI (``set_tracking_uri`` also exports it) and experiment."""
+    """Unpin MLflow's tracking and registry URIs (``set_*_uri`` also export them) and
+    experiment.
+
+    A registry URI left pinned (registering a champion sets it) made a later test's
+    ``MlflowClient(its_store)`` look for registered models in an earlier test's store.
+    """
     if "mlflow" not in sys.modules:
         return
+    from mlflow.tracking._model_registry import utils as registry
     from mlflow.tracking._tracking_service import utils
 
     if utils._tracking_uri is not None:
         utils.set_tracking_uri(None)
+    registry._registry_uri = None
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
     os.environ["MLFLOW_TRACKING_URI"] = DEFAULT_STORE
     # set_experiment pins the experiment too, and exports it: a later test's runs (and the
     # commands it starts) would otherwise land in an earlier test's experiment, or refuse.
