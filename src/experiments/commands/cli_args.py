@@ -40,13 +40,9 @@ def parse(argv: list[str], schema: type, prog: str, examples: tuple[str, ...] = 
 def _help(schema: type, prog: str, examples: tuple[str, ...]) -> str:
     lines = [f"usage: python -m {prog} key=value ...", "", "keys (default):"]
     for key, _, default, meaning in keys.schema_keys(schema):
-        lines.append(f"  {key}={_shown(default):<{30 - len(key)}} {meaning}")
+        lines.append(f"  {key}={keys.shown(default):<{30 - len(key)}} {meaning}")
     lines += ["", "examples:", *(f"  python -m {prog} {example}" for example in examples)]
     return "\n".join(lines)
-
-
-def _shown(value) -> str:
-    return "null" if value is None else str(value).lower() if isinstance(value, bool) else f"{value}"
 
 
 def run_command(function, argv: list[str] | None = None) -> None:

@@ -63,8 +63,7 @@ def help_text(root=None) -> str:
     lines = []
     for key, _, default, meaning in schema_keys():
         value = default if root is None else OmegaConf.select(root, key, default=default)
-        shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else value
-        lines.append(f"  {key}={shown}".ljust(40) + f" {meaning}")
+        lines.append(f"  {key}={shown(value)}".ljust(40) + f" {meaning}")
     return "\n".join(lines).replace("$", "$$")  # Hydra fills the template's $NAMES
 
 
@@ -74,3 +73,10 @@ def register_resolver() -> None:
         OmegaConf.register_new_resolver(
             "experiments_keys", lambda *, _root_: help_text(_root_), use_cache=False
         )
+
+
+def shown(value) -> str:
+    """``value`` as it is typed on the command line: null, true/false, or as it is."""
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else f"{value}"
