@@ -357,7 +357,10 @@ def test_optuna_search_prunes_survives_a_diverging_trial_and_can_be_continued(
     for child in pruned:
         assert child.data.tags["optuna.state"] == "PRUNED"
         assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) == 1
-        assert "test_accuracy" in child.data.metrics
+        # Abandoned by its search: not tested, not measured, no model, its curves kept.
+        assert "test_accuracy" not in child.data.metrics and "train_time_s" in child.data.metrics
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
+        assert artifacts == {"plots/learning_curves.png"}
     assert parent.data.tags["trials.pruned"] == str(len(pruned))
     assert parent.data.tags["trials.failed"] == str(statuses.count("FAILED"))
     # The parent names the best trial's value and parameters; the sampled values lead names.

@@ -5,8 +5,9 @@ puts the storage and the study's name into every job's ``hydra.sweeper``, and la
 trial ``n`` as job number ``n``. So whichever process or node runs the job, it reports to
 the study through the shared storage, and asks the pruner there, not the sweeper's memory.
 A pruned trial stops after that epoch and says so on the trial (``pruned_at_step``); its
-run goes on to be tested and logged as any other, ends FINISHED, and carries the tag
-``optuna.state=PRUNED``. The sweeper then tells the study PRUNED (FAIL if the job failed).
+run keeps its curves and training metrics but is not tested nor logged as a model (the
+search abandoned it), ends FINISHED, and carries the tag ``optuna.state=PRUNED``. The
+sweeper then tells the study PRUNED (FAIL if the job failed).
 """
 
 from __future__ import annotations

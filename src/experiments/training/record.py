@@ -114,11 +114,7 @@ def results(cfg, data, model, trained, sender, runtime: dict) -> dict:
         "test_loss": test["loss"],
         "test_accuracy": test["accuracy"],
         "test_classes": tested,
-        "train_time_s": trained.seconds,
-        "epoch_time_mean_s": trained.seconds / max(1, trained.epochs_run),
-        "total_params": model.count_params(),
-        "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-        **best_epoch.selection_metrics(trained.history, trained.tracker),
+        **_training_metrics(model, trained),
         **_calibration(probs, data.y_test, val_probs, data.y_val),
     }
     if cfg.cost.measure:
@@ -144,6 +140,27 @@ def results(cfg, data, model, trained, sender, runtime: dict) -> dict:
     if cfg.mlflow.log_model:
         _log_model(sender, model, data.class_names, trained.step)
     return test
+
+
+def pruned(model, trained, sender) -> dict:
+    """A run its search pruned: its training metrics and curves; no test, cost nor model
+    (its search abandoned it, and those cost more than its epochs did)."""
+    from experiments.reporting import reports  # imports matplotlib: not for --help
+
+    sender.metrics(_training_metrics(model, trained), step=trained.step)
+    curves = reports.learning_curves(trained.history, reports.stage_starts(trained.stages))
+    _log_figure(sender, curves, "plots/learning_curves.png")
+    return {}
+
+
+def _training_metrics(model, trained) -> dict:
+    return {  # how long it trained, how big it is, where its best epoch was
+        "train_time_s": trained.seconds,
+        "epoch_time_mean_s": trained.seconds / max(1, trained.epochs_run),
+        "total_params": model.count_params(),
+        "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        **best_epoch.selection_metrics(trained.history, trained.tracker),
+    }
 
 
 def _log_model(sender, model, class_names: list[str], step: int) -> None:

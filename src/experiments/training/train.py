@@ -13,6 +13,7 @@ from experiments import models, uris
 from experiments.data import registry as datasets
 from experiments.errors import TrainingError
 from experiments.folders import ensure_writable
+from experiments.metrics import epoch_metric
 from experiments.tracking import epoch_log, outbox, provenance, store, sweeps
 from experiments.tracking.run_context import OpenRun, run_context
 from experiments.training import (
@@ -60,10 +61,14 @@ def run(cfg: DictConfig) -> float:
             record.inputs(cfg, data, runtime, mlflow_run.outbox, resuming)
             with hardware.scope(placement.strategy):
                 trained = _train(cfg, data, phase_module, model, mlflow_run, resuming)
-                test = record.results(cfg, data, model, trained, mlflow_run.outbox, runtime)
+                if trained.pruned:  # abandoned by its search: not tested, nothing to ship
+                    test = record.pruned(model, trained, mlflow_run.outbox)
+                else:
+                    test = record.results(cfg, data, model, trained, mlflow_run.outbox, runtime)
     finally:
         free_graph()
-    log.info("test_accuracy=%.4f test_loss=%.4f", test["accuracy"], test["loss"])
+    if test:
+        log.info("test_accuracy=%.4f test_loss=%.4f", test["accuracy"], test["loss"])
     log.info("Run %s FINISHED; artifacts in %s", mlflow_run.id, mlflow_run.artifact_uri)
     log.info("Browse the runs with: %s", store.ui_command(uris.redact(uri), experiment_id))
     return _best(trained.history, test, cfg.metric)
@@ -77,6 +82,7 @@ class Trained:
     seconds: float  # training time, without the test
     step: int  # the epoch the model's weights are from
     epochs_run: int  # epochs trained by this process (a resumed run's later ones)
+    pruned: bool = False  # its Optuna search stopped it (search.trial)
 
 
 def _train(cfg, data, phase_module, model, mlflow_run: OpenRun, resuming) -> Trained:
@@ -97,7 +103,8 @@ def _train(cfg, data, phase_module, model, mlflow_run: OpenRun, resuming) -> Tra
     record.stage_tags(sender, stages, tracker)
     log.info("Trained in %.1f s", seconds)
     step = best_epoch.model_step(model, tracker, history, folder, cfg.trainer.restore_best)
-    return Trained(history, tracker, stages, seconds, step, len(epochs) - before)
+    pruned = factory.search_trial is not None and factory.search_trial.pruned_at is not None
+    return Trained(history, tracker, stages, seconds, step, len(epochs) - before, pruned)
 
 
 def _ensure_weights_first(cfg, resuming) -> None:
@@ -219,7 +226,10 @@ def free_graph() -> None:
 
 
 def _best(history: dict[str, list[float]], test: dict, metric: str) -> float:
-    """The best epoch's value of ``metric`` (lowest for losses), else the test value."""
+    """The best epoch's value of ``metric`` (lowest for losses), else the test value; an
+    untested (pruned) run's is its best epoch's validation value of the same measure."""
+    if not test:
+        metric = epoch_metric(metric)
     if history.get(metric):
         values = history[metric]
         return float(min(values) if "loss" in metric else max(values))
