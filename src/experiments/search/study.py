@@ -76,12 +76,12 @@ def sampler(setting: Any, seed: int | None):
 
 
 def pruner(setting: Any, epochs: int):
-    """``median`` (from the 6th trial, from the second epoch on), ``hyperband`` (budgets of
+    """``median`` (Optuna's defaults: from the 6th trial, at every epoch), ``hyperband`` (budgets of
     1 to ``epochs`` epochs), ``none``, or ``{_target_: optuna.pruners.X, ...}``."""
     if isinstance(setting, str) or setting is None:
         name = setting or "none"
         defaults = {
-            "median": {"n_startup_trials": 5, "n_warmup_steps": 1},
+            "median": {"n_startup_trials": 5, "n_warmup_steps": 0},
             "hyperband": {"min_resource": 1, "max_resource": max(1, epochs)},
         }
         return _made("pruner", name, PRUNERS, defaults.get(name, {}))
