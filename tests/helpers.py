@@ -140,8 +140,11 @@ def killed_after_first_epoch(client, *overrides: str, cwd: Path):
 
 
 def resume_cli(run_id: str, store_uri: str, cwd: Path, *overrides: str):
-    """``trainer.resume=<run_id>`` on the command line, quietly, against ``store_uri``."""
-    return run_cli(
+    """``trainer.resume=<run_id>`` as the command line gives it, quietly, against
+    ``store_uri``; in this process (``in_process``): what a resume does is not about
+    starting Python, and the run it resumes was killed in a process of its own."""
+    return in_process(
+        app_main,
         f"trainer.resume={run_id}",
         "trainer.verbose=0",
         f"mlflow.tracking_uri={store_uri}",

@@ -67,7 +67,7 @@ def server(tmp_path_factory):
     """A real `mlflow server` on loopback, as the nodes of a cluster would share."""
     url, process = start_server(tmp_path_factory.mktemp("server"))
     yield url
-    stop(process, signal.SIGTERM)
+    stop(process, signal.SIGKILL)  # its store is thrown away: no graceful shutdown (5 s)
 
 
 @pytest.fixture

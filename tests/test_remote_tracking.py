@@ -18,7 +18,7 @@ def server(tmp_path_factory):
     """One server for the tests of this module (each writes to an experiment of its own)."""
     url, process = start_server(tmp_path_factory.mktemp("server"))
     yield url
-    stop(process, signal.SIGTERM)
+    stop(process, signal.SIGKILL)  # its store is thrown away: no graceful shutdown (5 s)
 
 
 @pytest.mark.slow
