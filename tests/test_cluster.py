@@ -19,7 +19,8 @@ import mlflow
 import pytest
 from helpers import free_port, run_cli, start_server, stop, user_environment
 
-from experiments.training import cluster
+from experiments.errors import ConfigError
+from experiments.training import cluster, slurm_request
 from test_sweep import failure_report
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
@@ -362,3 +363,74 @@ def test_a_job_restarted_before_its_first_checkpoint_starts_afresh(workdir, stor
     cfg = restarted_job(monkeypatch, store_uri, run.info.run_id, checkpointed=False)
     assert cfg.trainer.resume is None
     assert client.get_run(run.info.run_id).info.lifecycle_stage == "deleted"  # not listed twice
+
+
+SINFO = """debug*|2|1600|(null)|infinite
+gpu|8|64000|gpu:a100:4(S:0-1)|2:00:00
+gpu|16|128000|gpu:a100:4(S:0-1)|2:00:00
+"""
+
+
+def found_partitions():
+    answer = subprocess.CompletedProcess([], 0, SINFO, "")
+    return slurm_request.partitions(lambda *a, **k: answer)
+
+
+def test_sinfo_gives_each_partitions_largest_node():
+    found = found_partitions()
+    assert list(found) == ["debug", "gpu"]
+    assert found["debug"].default and not found["gpu"].default
+    assert (found["gpu"].cpus, found["gpu"].memory_mb, found["gpu"].gpus) == (16, 128000, 4)
+    assert found["gpu"].limit_min == 120 and found["debug"].limit_min is None
+    failed = subprocess.CompletedProcess([], 1, "", "sinfo: error: no controller")
+    assert slurm_request.partitions(lambda *a, **k: failed) is None  # sbatch judges then
+
+
+@pytest.mark.parametrize(
+    ("request_", "culprit", "fix"),
+    [
+        ({"partition": "cpu"}, "hydra.launcher.partition=cpu", "debug (the default), gpu"),
+        ({"cpus_per_task": 4}, "hydra.launcher.cpus_per_task=4", "cpus_per_task=2"),
+        ({"cpus_per_task": 2, "tasks_per_node": 2}, "cpus_per_task=2", "cpus_per_task=1"),
+        ({"mem_gb": 8}, "hydra.launcher.mem_gb=8", "mem_gb=1"),
+        ({"gpus_per_node": 1}, "hydra.launcher.gpus_per_node=1", "hydra/launcher=slurm"),
+        ({"partition": "gpu", "gpus_per_node": 8}, "gpus_per_node=8", "gpus_per_node=4"),
+        ({"partition": "gpu", "timeout_min": 240}, "timeout_min=240", "timeout_min=120"),
+    ],
+)
+def test_a_request_no_node_meets_is_one_sentence_with_its_fix(request_, culprit, fix):
+    with pytest.raises(ConfigError) as refused:
+        slurm_request.check({"partition": None, **request_}, found_partitions())
+    message = str(refused.value)
+    assert message.split(": ", 1)[0].endswith(culprit), message  # the override to change
+    assert fix in message and "\n" not in message
+
+
+def test_a_request_the_nodes_meet_passes():
+    fits = {"partition": "gpu", "cpus_per_task": 8, "mem_gb": 100, "gpus_per_node": 4}
+    slurm_request.check({**fits, "timeout_min": 120}, found_partitions())
+    slurm_request.check({"partition": None, "cpus_per_task": 1, "mem_gb": 1}, found_partitions())
+    slurm_request.check({"partition": "anything", "cpus_per_task": 99}, None)  # no sinfo
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_a_wrong_partition_or_too_many_cpus_fail_in_one_line_before_the_sweep(
+    workdir, slurm, tracking
+):
+    """The README's command on a cluster without its partition: one line, nothing queued,
+    no parent run (it was a 40-line traceback and a KILLED parent). The preset's 4 CPUs on
+    the 2-core node: refused, not PENDING for ever."""
+    for overrides, culprit in (
+        (["hydra.launcher.partition=cpu"], "hydra.launcher.partition=cpu"),
+        (["hydra.launcher.cpus_per_task=64"], "hydra.launcher.cpus_per_task=64"),
+    ):
+        result = run_cli(
+            *SLURM, *overrides, "optimizer.lr=1e-3,1e-2", *TINY, *tracking, cwd=workdir, env=slurm
+        )
+        assert result.returncode == 2, result.stderr[-3000:]
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith(f"error: {culprit}"), result.stderr
+        assert "Traceback" not in result.stderr
+        assert runs_of(tracking)[1] == []  # no parent run
+        assert slurm_command("squeue", "-h", env=slurm).strip() == ""  # nothing submitted

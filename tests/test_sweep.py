@@ -12,8 +12,9 @@ import time
 
 import mlflow
 import pytest
-from helpers import run_cli, user_environment
+from helpers import in_process, run_cli, user_environment
 
+from experiments.commands import compare
 from experiments.tracking.sweeps import PARENT_FILE
 
 QUICK = [
@@ -139,12 +140,12 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
     assert csv_text.count("\n") == 3 and "optimizer.lr=0.0001" in csv_text
     assert "2 runs, best first by val_accuracy" in result.stdout
 
-    compared = run_cli(
+    compared = in_process(  # compare's own command line: test_compare.py
+        compare.main,
         f"mlflow.tracking_uri={store_uri}",
         f"parent={parent.info.run_id}",
         "metric=test_loss",
         cwd=workdir,
-        module="experiments.compare",
     )
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert compared.stdout.splitlines()[1] == "2 runs, best first by test_loss:"
