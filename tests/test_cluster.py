@@ -20,7 +20,7 @@ import pytest
 from helpers import free_port, run_cli, start_server, stop, user_environment
 
 from experiments.errors import ConfigError
-from experiments.training import cluster, slurm_request
+from experiments.training import cluster, slurm_request, slurm_watch
 from test_sweep import failure_report
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
@@ -336,7 +336,9 @@ def restarted_job(monkeypatch, store_uri, run_id: str, checkpointed: bool):
     from hydra import compose, initialize_config_dir
 
     from experiments.config.schema import CONF_DIR
-    from experiments.training import checkpoints
+    from experiments.training import checkpoints, settings
+
+    assert settings.schema  # imported: the schema the configs extend is registered
 
     monkeypatch.setenv("SLURM_JOB_ID", "5")
     cluster.remember_run(run_id)
@@ -421,6 +423,7 @@ def test_a_wrong_partition_or_too_many_cpus_fail_in_one_line_before_the_sweep(
     """The README's command on a cluster without its partition: one line, nothing queued,
     no parent run (it was a 40-line traceback and a KILLED parent). The preset's 4 CPUs on
     the 2-core node: refused, not PENDING for ever."""
+    queued = slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()  # earlier tests'
     for overrides, culprit in (
         (["hydra.launcher.partition=cpu"], "hydra.launcher.partition=cpu"),
         (["hydra.launcher.cpus_per_task=64"], "hydra.launcher.cpus_per_task=64"),
@@ -433,4 +436,53 @@ def test_a_wrong_partition_or_too_many_cpus_fail_in_one_line_before_the_sweep(
         assert len(errors) == 1 and errors[0].startswith(f"error: {culprit}"), result.stderr
         assert "Traceback" not in result.stderr
         assert runs_of(tracking)[1] == []  # no parent run
-        assert slurm_command("squeue", "-h", env=slurm).strip() == ""  # nothing submitted
+        now = slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()
+        assert set(now) <= set(queued)  # nothing submitted
+
+
+def test_scontrol_answers_as_sacct_would_for_submitit():
+    shown = (
+        "JobId=15 ArrayJobId=14 ArrayTaskId=1 JobState=CANCELLED Reason=None NodeList=n1\n"
+        "JobId=14 ArrayJobId=14 ArrayTaskId=0 JobState=RUNNING Reason=None NodeList=n1\n"
+        "JobId=14 ArrayJobId=14 ArrayTaskId=2-3%2 JobState=PENDING Reason=None NodeList=\n"
+        "JobId=19 ArrayJobId=14 ArrayTaskId=5 JobState=CONFIGURING Reason=None NodeList=n1\n"
+    )
+    answer = subprocess.CompletedProcess([], 0, shown, "")
+    jobs = ["14_0", "14_1", "14_3", "14_4", "14_5"]
+    assert slurm_watch.states(jobs, lambda *a, **k: answer) == {
+        "14_0": ("RUNNING", "n1"),
+        "14_1": ("CANCELLED", "n1"),
+        "14_3": ("PENDING", ""),  # a range of tasks not started
+        "14_4": ("UNKNOWN", ""),  # not listed (yet): still waited on
+        "14_5": ("RUNNING", "n1"),  # a state submitit does not know would read as over
+    }
+    gone = subprocess.CompletedProcess([], 1, "", "slurm_load_jobs error: Invalid job id")
+    assert slurm_watch.states(["9"], lambda *a, **k: gone) == {"9": ("LOST", "")}
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_a_cancelled_job_fails_and_the_sweep_ends_with_its_summary(
+    workdir, slurm, tracking, fashion_dir
+):
+    """No accounting here: scancel of one job used to keep the sweep waiting for ever."""
+    overrides = ("optimizer.lr=1e-3,1e-2", "dataset.limit=3000", "trainer.epochs=10", *tracking)
+    with sweep(workdir, slurm, *overrides) as process:
+        deadline = time.monotonic() + 300
+        while len(children(tracking)) < 2:
+            assert process.poll() is None and time.monotonic() < deadline, "no two runs"
+            time.sleep(0.5)
+        jobs = slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()
+        cancelled = max(jobs)  # the array's second task, <id>_1
+        slurm_command("scancel", cancelled, env=slurm)
+        stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 1, stderr[-3000:]  # a job failed: the command says so
+    said = [line for line in (stdout + stderr).splitlines() if f"SLURM job {cancelled}" in line]
+    assert said and "CANCELLED" in said[0] and "optimizer.lr=0.01" in said[0], stderr[-3000:]
+    _, runs = runs_of(tracking)
+    [parent] = [r for r in runs if r.data.tags.get("experiments.kind") == "sweep"]
+    assert parent.info.status == "FINISHED" and parent.data.tags["failed_jobs"] == "1"
+    by_lr = {r.data.params["optimizer.lr"]: r for r in children(tracking)}
+    assert by_lr["0.001"].info.status == "FINISHED"
+    assert by_lr["0.01"].info.status == "KILLED"
+    assert by_lr["0.01"].data.tags["slurm.state"].startswith("CANCELLED")

@@ -161,7 +161,9 @@ def log_to_run(client, run_id: str, sets: list[EvaluationSet], metric: str, fail
     # Counts are tags: as metrics they would fill the UI's charts with meaningless plots.
     table = [row for found in sets for row in found.rows]
     client.set_tag(run_id, "runs", str(len(table)))
-    client.set_tag(run_id, "failed_runs", str(sum(r["status"] == "FAILED" for r in table)))
+    ended_badly = sum(r["status"] in ("FAILED", "KILLED") for r in table)
+    client.set_tag(run_id, "failed_runs", str(ended_badly))
+    client.set_tag(run_id, "failed_jobs", str(len(failed_jobs)))  # with a run or without
     client.set_tag(run_id, "evaluation_sets", str(len(sets)))
     if failed_jobs:
         lines = [f"#{j['job']} {' '.join(j['overrides'])}: {j['error']}" for j in failed_jobs]

@@ -57,10 +57,15 @@ def record_failed_job(error: BaseException) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     hydra = HydraConfig.get()
-    folder = Path(hydra.sweep.dir) / FAILED_DIR
+    note_failed_job(hydra.sweep.dir, hydra.job.num, list(hydra.overrides.task), str(error))
+
+
+def note_failed_job(sweep_dir, number: int, overrides: list[str], error: str) -> None:
+    """The note the summary reads for job ``number``: its overrides and what went wrong."""
+    folder = Path(sweep_dir) / FAILED_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    note = {"job": hydra.job.num, "overrides": list(hydra.overrides.task), "error": str(error)}
-    (folder / f"{hydra.job.num}.json").write_text(json.dumps(note))
+    note = {"job": number, "overrides": overrides, "error": error}
+    (folder / f"{number}.json").write_text(json.dumps(note))
 
 
 def parent_tag(uri: str, parent: dict | None) -> dict[str, str]:

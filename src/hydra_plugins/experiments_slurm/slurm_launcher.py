@@ -6,15 +6,19 @@ SIGTERM's is, so the run ends KILLED with its checkpoint logged; the restarted j
 resumes it (``experiments.training.cluster``).
 
 In the launching process: where SLURM keeps no accounting (``sacct`` answers "accounting
-storage is disabled"), submitit would ask sacct at every poll and warn each time, on three
-streams; here sacct is asked once, and one warning says what that means.
+storage is disabled"), submitit would ask sacct at every poll, warn each time on three
+streams, and wait for ever on a job that died without its result; here sacct is asked
+once, the jobs are followed with scontrol, and a job over without a result is a failed
+job of the sweep (``experiments.training.slurm_watch``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import subprocess
+from pathlib import Path
 from typing import Any
 
 try:
@@ -28,8 +32,9 @@ if _Submitit is not None:
 
     class SlurmLauncher(_Submitit):
         def launch(self, job_overrides, initial_job_idx):
-            _skip_sacct_without_accounting()
-            return super().launch(job_overrides, initial_job_idx)
+            _follow_without_accounting()
+            with _dead_jobs_as_failed(Path(str(self.config.hydra.sweep.dir))):
+                return super().launch(job_overrides, initial_job_idx)
 
         def __call__(self, *args: Any, **kwargs: Any):
             _interrupt_on_requeue()
@@ -56,9 +61,11 @@ def _interrupt_on_requeue() -> None:
     signal.signal(usr_signal, interrupt)
 
 
-def _skip_sacct_without_accounting() -> None:
-    """Where sacct cannot answer, don't ask it at every poll (each failure is three warnings)."""
+def _follow_without_accounting() -> None:
+    """Where sacct cannot answer, follow the jobs with scontrol (``slurm_watch``)."""
     from submitit.slurm.slurm import SlurmJob  # lazy, as the plugin's: Hydra scans plugins at start
+
+    from experiments.training import slurm_watch
 
     try:
         probe = subprocess.run(
@@ -69,10 +76,45 @@ def _skip_sacct_without_accounting() -> None:
     if probe.returncode == 0:
         return
     reason = (probe.stderr.strip().splitlines() or ["sacct failed"])[-1]
-    SlurmJob.watcher._make_command = lambda: None  # what it returns when there is nothing to ask
+    watcher = SlurmJob.watcher
+    watcher._make_command = lambda: slurm_watch.command(
+        list(watcher._registered - watcher._finished)
+    )
     log.warning(
-        "sacct cannot report job states here (%s): each job is followed by its result file "
-        "only, so a job killed before writing one (e.g. out of memory) keeps the sweep "
-        "waiting; squeue shows whether it still runs",
+        "sacct cannot report job states here (%s): the jobs are followed with scontrol; "
+        "one that leaves the queue without a result is reported as failed",
         reason,
     )
+
+
+@contextlib.contextmanager
+def _dead_jobs_as_failed(sweep_dir: Path):
+    """While the launcher waits for its jobs: a job over without a result (cancelled,
+    killed, lost) is a failed job of the sweep, as a job whose training failed is (its
+    result None), not an exception that ends the whole sweep."""
+    from submitit.core import utils
+    from submitit.slurm.slurm import SlurmJob
+
+    from experiments.training import slurm_watch
+
+    original = SlurmJob.results
+
+    def results(job):
+        try:
+            return original(job)
+        except (utils.UncompletedJobError, utils.FailedJobError) as exc:
+            slurm_watch.ended(job, exc, sweep_dir)
+            return [_no_result(job)]
+
+    SlurmJob.results = results
+    try:
+        yield
+    finally:
+        SlurmJob.results = original
+
+
+def _no_result(job):
+    from hydra.core.utils import JobReturn, JobStatus
+
+    overrides = job.submission().args[0]
+    return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=None)
