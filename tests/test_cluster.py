@@ -20,7 +20,7 @@ import pytest
 from helpers import free_port, run_cli, start_server, stop, user_environment
 
 from experiments.errors import ConfigError
-from experiments.training import cluster, slurm_request, slurm_watch
+from experiments.training import cluster, slurm_request, slurm_states
 from test_sweep import failure_report
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
@@ -449,7 +449,7 @@ def test_scontrol_answers_as_sacct_would_for_submitit():
     )
     answer = subprocess.CompletedProcess([], 0, shown, "")
     jobs = ["14_0", "14_1", "14_3", "14_4", "14_5"]
-    assert slurm_watch.states(jobs, lambda *a, **k: answer) == {
+    assert slurm_states.states(jobs, lambda *a, **k: answer) == {
         "14_0": ("RUNNING", "n1"),
         "14_1": ("CANCELLED", "n1"),
         "14_3": ("PENDING", ""),  # a range of tasks not started
@@ -457,7 +457,7 @@ def test_scontrol_answers_as_sacct_would_for_submitit():
         "14_5": ("RUNNING", "n1"),  # a state submitit does not know would read as over
     }
     gone = subprocess.CompletedProcess([], 1, "", "slurm_load_jobs error: Invalid job id")
-    assert slurm_watch.states(["9"], lambda *a, **k: gone) == {"9": ("LOST", "")}
+    assert slurm_states.states(["9"], lambda *a, **k: gone) == {"9": ("LOST", "")}
 
 
 @pytest.mark.slow
@@ -486,3 +486,31 @@ def test_a_cancelled_job_fails_and_the_sweep_ends_with_its_summary(
     assert by_lr["0.001"].info.status == "FINISHED"
     assert by_lr["0.01"].info.status == "KILLED"
     assert by_lr["0.01"].data.tags["slurm.state"].startswith("CANCELLED")
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_stopping_a_slurm_sweep_cancels_its_jobs_and_ends_their_runs_killed(
+    workdir, slurm, tracking, fashion_dir
+):
+    """SIGTERM of the sweep (as Ctrl-C): its jobs used to run on and log under a KILLED
+    parent. Two jobs, one slot each: one running, one running or queued."""
+    before = set(slurm_command("squeue", "-h", "-o", "%i", env=slurm).split())
+    overrides = ("optimizer.lr=1e-3,1e-2", "dataset.limit=3000", "trainer.epochs=40", *tracking)
+    with sweep(workdir, slurm, *overrides) as process:
+        wait_for_epochs(tracking, process, 1)
+        ours = set(slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()) - before
+        assert ours
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "cancelled SLURM job(s)" in stdout + stderr, stderr[-3000:]
+    deadline = time.monotonic() + 60  # SLURM's SIGTERM reaches the jobs; KillWait is 30 s
+    while set(slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()) & ours:
+        assert time.monotonic() < deadline, "the sweep's jobs still run"
+        time.sleep(0.5)
+    _, runs = runs_of(tracking)
+    [parent] = [r for r in runs if r.data.tags.get("experiments.kind") == "sweep"]
+    assert parent.info.status == "KILLED"
+    jobs = children(tracking)
+    assert jobs and {r.info.status for r in jobs} == {"KILLED"}

@@ -103,6 +103,9 @@ def test_sigterm_ends_the_run_killed_and_resume_continues_it(workdir, store_uri,
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.tags["resumed_at_step"] == str(done)
+    # Its tags describe how it ended; why it stopped before is kept under another name.
+    assert "failure_reason" not in run.data.tags
+    assert "KeyboardInterrupt" in run.data.tags["resumed.previous_failure_reason"]
     assert "dataset.limit=4000" in run.data.tags["command"]  # the original command stays
     assert f"trainer.resume={run_id}" in run.data.tags["resumed.command"]
     assert run.data.params["dataset.limit"] == "4000"  # its own config, not the defaults

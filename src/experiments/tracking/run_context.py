@@ -54,6 +54,7 @@ def run_context(
     """
     if resume_id:  # the same run; its tags say where and how it was resumed
         started = _start(outage_wait_s, run_id=resume_id, tags=tags)
+        _clear_failure(started)
     else:
         started = _start(outage_wait_s, experiment_id=experiment_id, run_name=run_name, tags=tags)
     info = started.info
@@ -111,6 +112,17 @@ def _unless_only_the_end_went_unrecorded(
     if failure is not None or not (sender.offline and outbox.is_unreachable(exc)):
         raise exc
     log.debug("the run's end could not be recorded: %s", exc)
+
+
+def _clear_failure(started) -> None:
+    """A resumed run's tags describe its final state: why it stopped before is kept as
+    ``resumed.previous_failure_reason``, not as its ``failure_reason``."""
+    import mlflow
+
+    reason = started.data.tags.get("failure_reason")
+    if reason is not None:
+        mlflow.set_tag("resumed.previous_failure_reason", reason)
+        mlflow.delete_tag("failure_reason")
 
 
 def _end_unfinished(exc: BaseException, run: OpenRun, checkpoints: Path | None) -> None:

@@ -8,8 +8,9 @@ resumes it (``experiments.training.cluster``).
 In the launching process: where SLURM keeps no accounting (``sacct`` answers "accounting
 storage is disabled"), submitit would ask sacct at every poll, warn each time on three
 streams, and wait for ever on a job that died without its result; here sacct is asked
-once, the jobs are followed with scontrol, and a job over without a result is a failed
-job of the sweep (``experiments.training.slurm_watch``).
+once, the jobs are followed with scontrol (``experiments.training.slurm_states``), and a
+job over without a result is a failed job of the sweep (``slurm_watch``). A sweep stopped
+by Ctrl-C or SIGTERM cancels its jobs.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ if _Submitit is not None:
     class SlurmLauncher(_Submitit):
         def launch(self, job_overrides, initial_job_idx):
             _follow_without_accounting()
-            with _dead_jobs_as_failed(Path(str(self.config.hydra.sweep.dir))):
+            with _dead_jobs_as_failed(Path(str(self.config.hydra.sweep.dir))), _cancel_on_stop():
                 return super().launch(job_overrides, initial_job_idx)
 
         def __call__(self, *args: Any, **kwargs: Any):
@@ -62,10 +63,10 @@ def _interrupt_on_requeue() -> None:
 
 
 def _follow_without_accounting() -> None:
-    """Where sacct cannot answer, follow the jobs with scontrol (``slurm_watch``)."""
+    """Where sacct cannot answer, follow the jobs with scontrol (``slurm_states``)."""
     from submitit.slurm.slurm import SlurmJob  # lazy, as the plugin's: Hydra scans plugins at start
 
-    from experiments.training import slurm_watch
+    from experiments.training import slurm_states
 
     try:
         probe = subprocess.run(
@@ -77,7 +78,7 @@ def _follow_without_accounting() -> None:
         return
     reason = (probe.stderr.strip().splitlines() or ["sacct failed"])[-1]
     watcher = SlurmJob.watcher
-    watcher._make_command = lambda: slurm_watch.command(
+    watcher._make_command = lambda: slurm_states.command(
         list(watcher._registered - watcher._finished)
     )
     log.warning(
@@ -111,6 +112,24 @@ def _dead_jobs_as_failed(sweep_dir: Path):
         yield
     finally:
         SlurmJob.results = original
+
+
+@contextlib.contextmanager
+def _cancel_on_stop():
+    """Ctrl-C or SIGTERM of the sweep (which the launching process takes as Ctrl-C): its
+    jobs, queued or running, are cancelled (their runs end KILLED, as a SIGTERM ends a run)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from submitit.slurm.slurm import SlurmJob
+
+        watcher = SlurmJob.watcher
+        jobs = sorted(watcher._registered - watcher._finished)
+        tasks = [job for job in jobs if "_" in job] or jobs
+        if tasks:
+            subprocess.run(["scancel", *jobs], capture_output=True, timeout=30, check=False)
+            log.warning("Stopped: cancelled SLURM job(s) %s (scancel)", ", ".join(tasks))
+        raise
 
 
 def _no_result(job):
