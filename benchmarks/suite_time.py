@@ -7,6 +7,8 @@
 The budget (README, Contributing): `pytest -m "not slow"` within 90 s and `pytest` within
 10 minutes on a 2-core machine. The script times the commands as a contributor types them,
 from the checkout, with nothing else running, and exits 1 when a tier is over its budget.
+It also says how busy the CPUs were: a suite that keeps them busy gains nothing from more
+xdist workers, only from less work.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def measure(repeat: int) -> dict[str, list[tuple[float, str]]]:
     times: dict[str, list[tuple[float, str]]] = {name: [] for name in TIERS}
     for _ in range(repeat):
         for name, (args, _) in TIERS.items():
-            started = time.perf_counter()
+            started, ticks = time.perf_counter(), _cpu_ticks()
             result = subprocess.run(
                 [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
                 cwd=ROOT,
@@ -38,12 +40,28 @@ def measure(repeat: int) -> dict[str, list[tuple[float, str]]]:
                 text=True,
             )
             elapsed = time.perf_counter() - started
-            summary = _closing_line(result.stdout)
+            summary = f"{_closing_line(result.stdout)}; CPUs busy {_busy(ticks, _cpu_ticks())}"
             print(f"{name}: {elapsed:.0f} s, {summary}", file=sys.stderr, flush=True)
             if result.returncode != 0:
                 raise SystemExit(f"pytest {' '.join(args)} failed:\n{result.stdout[-3000:]}")
             times[name].append((elapsed, summary))
     return times
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """All CPUs' (busy, total) clock ticks since boot, from /proc/stat (Linux)."""
+    try:
+        fields = [int(n) for n in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return (0, 0)
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    return (sum(fields) - idle, sum(fields))
+
+
+def _busy(before: tuple[int, int], after: tuple[int, int]) -> str:
+    """How busy the CPUs were in between: a suite near 100 % gains only from less work."""
+    total = after[1] - before[1]
+    return f"{100 * (after[0] - before[0]) / total:.0f} %" if total > 0 else "unknown"
 
 
 def _closing_line(output: str) -> str:
