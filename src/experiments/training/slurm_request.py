@@ -47,9 +47,7 @@ def partitions(run: Callable = subprocess.run) -> dict[str, Partition] | None:
         if len(fields) != 5:
             continue
         name, cpus, memory, gres, limit = fields
-        part = found.setdefault(
-            name.rstrip("*"), Partition(name.rstrip("*"), name.endswith("*"), limit_min=None)
-        )
+        part = found.setdefault(name.rstrip("*"), Partition(name.rstrip("*"), name.endswith("*")))
         part.cpus = max(part.cpus, _number(cpus))
         part.memory_mb = max(part.memory_mb, _number(memory))
         part.gpus = max(part.gpus, sum(int(n) for n in _GPUS.findall(gres)))

@@ -20,10 +20,10 @@ from experiments.training import cluster
 log = logging.getLogger(__name__)
 
 
-def ended(job, error: BaseException, sweep_dir: Path) -> None:
+def ended(job, error: BaseException, sweep_dir: Path) -> list[str]:
     """Job ``job`` (a submitit job of the sweep in ``sweep_dir``) is over without a result,
     or raised past the training (an interruption): say so, note it for the summary, end its
-    run, and tag it with SLURM's state (``slurm.state``)."""
+    run, and tag it with SLURM's state (``slurm.state``); the job's overrides."""
     from submitit.core import utils
 
     overrides, _, number = job.submission().args[:3]
@@ -37,6 +37,7 @@ def ended(job, error: BaseException, sweep_dir: Path) -> None:
     run_file = cluster.folder(job.job_id) / "task0.run_id"
     if run_file.is_file():
         _end_run(sweep_dir, run_file.read_text().strip(), state, reason)
+    return list(overrides)
 
 
 def _end_run(sweep_dir: Path, run_id: str, state: str, reason: str) -> None:

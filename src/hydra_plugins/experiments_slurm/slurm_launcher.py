@@ -104,8 +104,7 @@ def _dead_jobs_as_failed(sweep_dir: Path):
         try:
             return original(job)
         except (utils.UncompletedJobError, utils.FailedJobError) as exc:
-            slurm_watch.ended(job, exc, sweep_dir)
-            return [_no_result(job)]
+            return [_no_result(slurm_watch.ended(job, exc, sweep_dir))]
 
     SlurmJob.results = results
     try:
@@ -132,8 +131,8 @@ def _cancel_on_stop():
         raise
 
 
-def _no_result(job):
+def _no_result(overrides: list[str]):
+    """What a job whose training failed returns to Hydra: no value (the sweep goes on)."""
     from hydra.core.utils import JobReturn, JobStatus
 
-    overrides = job.submission().args[0]
-    return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=None)
+    return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)
