@@ -207,6 +207,35 @@ def test_requeued_job_resumes_its_run_on_one_step_axis(workdir, slurm, tracking,
     assert_one_value_per_step(client, run, epochs)
 
 
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_a_requeue_without_a_checkpoint_trains_the_same_run_again(
+    workdir, slurm, tracking, fashion_dir
+):
+    """A run with results is never deleted: requeued with no checkpoint to resume from, it
+    trains again from epoch 0, and the steps it had logged stay, tagged superseded."""
+    epochs = 8
+    overrides = ("dataset.limit=3000", f"trainer.epochs={epochs}", "trainer.checkpoints=false")
+    with sweep(workdir, slurm, *overrides, *tracking) as process:
+        run_id = wait_for_epochs(tracking, process, 2)
+        slurm_command("scontrol", "requeue", the_job(slurm), env=slurm)
+        finish(process, workdir)
+
+    client, [run] = runs_of(tracking)[0], children(tracking)
+    assert run.info.run_id == run_id and run.info.status == "FINISHED"
+    assert run.info.lifecycle_stage == "active"
+    tags = run.data.tags
+    assert tags["restarted_from_epoch_0"] == "1"
+    first, last = map(int, tags["superseded_steps"].split("-"))
+    cut = int(tags["superseded_before_ms"])
+    for key in CURVES:
+        history = client.get_metric_history(run_id, key)
+        before = sorted(m.step for m in history if m.timestamp < cut)
+        after = sorted(m.step for m in history if m.timestamp >= cut)
+        assert before == list(range(first, last + 1)) and last >= 1, (key, before)  # kept
+        assert after == list(range(epochs)), (key, after)  # trained again from epoch 0
+
+
 def minutes_run(slurm, job: str) -> int:
     """Whole minutes the job has run (squeue's [D-][H:]M:SS)."""
     elapsed = slurm_command("squeue", "-h", "-j", job, "-o", "%M", env=slurm).strip()
@@ -359,12 +388,21 @@ def test_a_restarted_job_resumes_the_run_it_opened(workdir, store_uri, monkeypat
     assert cfg.trainer.resume == "abc123"
 
 
-def test_a_job_restarted_before_its_first_checkpoint_starts_afresh(workdir, store_uri, monkeypatch):
+def test_a_job_restarted_before_its_first_checkpoint_trains_the_same_run_again(
+    workdir, store_uri, monkeypatch
+):
+    """Never deleted: the run's logged epochs stay, tagged superseded (the cluster test below
+    trains one through a real requeue)."""
     client = mlflow.MlflowClient(store_uri)
     run = client.create_run(client.create_experiment("experiments"))
+    for step in (0, 1):
+        client.log_metric(run.info.run_id, "epoch_time_s", 1.0, step=step)
     cfg = restarted_job(monkeypatch, store_uri, run.info.run_id, checkpointed=False)
-    assert cfg.trainer.resume is None
-    assert client.get_run(run.info.run_id).info.lifecycle_stage == "deleted"  # not listed twice
+    assert cfg.trainer.resume is None  # nothing to resume from
+    restart = cluster.run_to_restart(store_uri)
+    assert restart.run_id == run.info.run_id
+    assert restart.tags["superseded_steps"] == "0-1"
+    assert client.get_run(run.info.run_id).info.lifecycle_stage == "active"
 
 
 SINFO = """debug*|2|1600|(null)|infinite

@@ -5,7 +5,8 @@ reached under submitit): the job's command runs again from the start. To carry o
 same MLflow run, each job task writes the id of the run it opened to
 ``checkpoints/slurm/<job>/task<N>.run_id`` under its working directory (beside the
 checkpoints, which resuming needs anyway); a restarted job finds it there and resumes that
-run as ``trainer.resume=<run_id>`` would.
+run as ``trainer.resume=<run_id>`` would. Restarted before its first checkpoint, it trains
+the same run again from epoch 0 (``run_to_restart``): a run with results is never deleted.
 
 With ``trainer.strategy=multi_worker``, the tasks of one job are the workers: TensorFlow
 builds its cluster from SLURM's variables, and only the chief (task 0) logs to the
@@ -18,12 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from experiments.tracking import store
-from experiments.training import checkpoints
+from experiments.training import checkpoints, resume
 
 log = logging.getLogger(__name__)
 
@@ -95,25 +97,66 @@ def _worker_store(cfg: DictConfig) -> None:
 
 
 def _run_to_resume(cfg: DictConfig) -> str | None:
-    """The run this job task opened before SLURM restarted it, if it has a checkpoint."""
-    import mlflow
-
-    path = folder(job_key()) / f"task{task_rank()}.run_id"
-    if not path.is_file():
+    """The run this job task opened before SLURM restarted it, if it has a checkpoint: in
+    its folder, or logged as the run's artifact when the job stopped."""
+    run_id = _remembered()
+    if run_id is None:
         return None  # stopped before its run opened: start afresh
-    run_id = path.read_text().strip()
-    if checkpoints.read_state(checkpoints.folder(run_id)) is not None:
+    if _checkpointed(cfg, run_id):
         log.info("SLURM restarted job %s: resuming its run %s", job_key(), run_id)
         return run_id
-    # Stopped before its first epoch ended: nothing to resume, and the run must not be
-    # listed beside the one this attempt opens.
+    return None  # no checkpoint: run_to_restart() trains the same run again from epoch 0
+
+
+def _remembered() -> str | None:
+    path = folder(job_key()) / f"task{task_rank()}.run_id"
+    return path.read_text().strip() if path.is_file() else None
+
+
+def _checkpointed(cfg: DictConfig, run_id: str) -> bool:
+    import mlflow
+
+    if checkpoints.read_state(checkpoints.folder(run_id)) is not None:
+        return True
     uri = store.resolve_tracking_uri(cfg.mlflow.tracking_uri)
     store.init_store(uri, cfg.mlflow.experiment_name)
-    mlflow.MlflowClient(uri).delete_run(run_id)
-    log.info(
-        "SLURM restarted job %s before its first checkpoint: run %s deleted", job_key(), run_id
+    client = mlflow.MlflowClient(uri)
+    return resume.fetch_logged_checkpoint(client, run_id, checkpoints.folder(run_id)) is not None
+
+
+@dataclass(frozen=True)
+class Restart:
+    """A run SLURM restarted before it had a checkpoint: trained again from epoch 0, in the
+    same run. A run with results is never deleted: the steps it logged before stay in its
+    history, marked superseded by tags."""
+
+    run_id: str
+    tags: dict[str, str]
+
+
+def run_to_restart(uri: str) -> Restart | None:
+    """The run this restarted job task opened and has no checkpoint of (see ``adapt``)."""
+    import time
+
+    import mlflow
+
+    run_id = _remembered() if job_key() is not None and restarted() else None
+    client = mlflow.MlflowClient(uri)
+    if run_id is None or client.get_run(run_id).info.status == "FINISHED":
+        return None  # nothing opened yet, or nothing left to train: a run of its own
+    steps = {p.step for p in client.get_metric_history(run_id, "epoch_time_s")}
+    now = int(time.time() * 1000)
+    tags = {"restarted_from_epoch_0": os.environ.get("SLURM_RESTART_COUNT", "1")}
+    if steps:  # what the restart logs again replaces these; they stay, marked
+        tags["superseded_steps"] = f"{min(steps)}-{max(steps)}"
+        tags["superseded_before_ms"] = str(now)
+    log.warning(
+        "SLURM restarted job %s before its first checkpoint: run %s trains again from epoch 0%s",
+        job_key(),
+        run_id,
+        f"; its steps {tags['superseded_steps']} are kept, tagged superseded" if steps else "",
     )
-    return None
+    return Restart(run_id, tags)
 
 
 def cluster_resolver():

@@ -59,7 +59,7 @@ def prepare(cfg: DictConfig, uri: str, overrides: list[str]) -> tuple[DictConfig
     folder = checkpoints.folder(run_id)
     state = checkpoints.read_state(folder)
     if state is None:
-        state = _fetch_logged_checkpoint(client, run_id, folder)
+        state = fetch_logged_checkpoint(client, run_id, folder)
     if state is None:
         raise ConfigError(
             KEY,
@@ -107,7 +107,7 @@ def _merge(cfg: DictConfig, logged: DictConfig, overrides: list[str], run_id: st
     return resumed
 
 
-def _fetch_logged_checkpoint(client, run_id: str, folder: Path) -> checkpoints.State | None:
+def fetch_logged_checkpoint(client, run_id: str, folder: Path) -> checkpoints.State | None:
     """Download the checkpoint the run logged (its folder on disk is gone)."""
     from mlflow.exceptions import MlflowException
 

@@ -55,7 +55,8 @@ def run(cfg: DictConfig) -> float:
         )
     runtime = {**placement.params(), **chosen.params()}
     try:
-        identity = _identity(cfg, uri, experiment_id, data, resuming)
+        restart = None if resuming else cluster.run_to_restart(uri)
+        identity = _identity(cfg, uri, experiment_id, data, resuming, restart)
         with run_context(uri, **identity, outage_wait_s=cfg.mlflow.outage_wait_s) as mlflow_run:
             cluster.remember_run(mlflow_run.id)  # a SLURM job restarted later resumes this run
             record.inputs(cfg, data, runtime, mlflow_run.outbox, resuming)
@@ -151,8 +152,12 @@ def load_data(cfg):
     return data
 
 
-def _identity(cfg, uri: str, experiment_id: str, data, resuming) -> dict:
-    """``run_context``'s arguments: a new run's name and tags, or the resumed run's."""
+def _identity(cfg, uri: str, experiment_id: str, data, resuming, restart) -> dict:
+    """``run_context``'s arguments: a new run's name and tags, or the resumed (or
+    restarted) run's."""
+    if restart:  # SLURM restarted the job before its first checkpoint: the same run again
+        tags, run_id = restart.tags, restart.run_id
+        return {"tags": tags, "resume_id": run_id, "checkpoints": checkpoints.folder}
     if resuming:  # its command and overrides stay as first logged; where it resumed is added
         tags = {
             "resumed_at_step": str(resuming.state.next_step),
