@@ -287,3 +287,30 @@ def test_a_refused_conversion_is_named_and_the_other_formats_kept(exported, monk
     )
     [folder] = out.iterdir()
     assert [p.name for p in folder.iterdir()] == ["litert"]
+
+
+@pytest.mark.slow
+def test_grouped_convolutions_and_exact_gelu_reach_onnx_unchanged(tmp_path):
+    """ConvNeXt's two layers tf2onnx cannot translate (a grouped convolution, which Keras
+    runs on the CPU inside an XLA function, and the exact GELU, written with Erfc) are
+    exported as a depthwise convolution and a GELU written with Erf: same answers."""
+    import keras
+
+    from experiments.exporting import onnx_ready
+
+    keras.utils.set_random_seed(0)
+    image = keras.Input((8, 8, 4))
+    x = keras.layers.Conv2D(4, 3, padding="same", groups=4, name="grouped")(image)
+    x = keras.layers.Activation("gelu", name="gelu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(image, keras.layers.Dense(3, activation="softmax")(x))
+    images = np.random.default_rng(0).normal(0, 2, (16, 8, 8, 4)).astype(np.float32)
+    reference = np.asarray(model.predict_on_batch(images))
+
+    copy = onnx_ready.rewritten(model, images)
+    assert type(copy.get_layer("grouped")) is keras.layers.DepthwiseConv2D
+    assert model.get_layer("grouped").groups == 4  # the model itself is left as it was
+    np.testing.assert_allclose(copy.predict_on_batch(images), reference, atol=1e-6)
+
+    path = formats.export(model, formats.FORMATS["onnx"], tmp_path, "none", images[:4])
+    np.testing.assert_allclose(runtimes.runner(path)(images), reference, atol=1e-5)

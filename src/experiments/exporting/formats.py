@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.errors import ConfigError
+from experiments.exporting import onnx_ready
 
 EXTRA = "pip install 'experiments[export]'"
 QUANTIZE = ("none", "float16", "dynamic_int8", "int8")
@@ -85,6 +86,8 @@ def export(model, fmt: Format, folder: Path, quantize: str, sample: np.ndarray) 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / fmt.file
     kwargs = _litert_options(quantize, sample) if fmt.name == "litert" else {}
+    if fmt.name == "onnx":
+        model = onnx_ready.rewritten(model, sample)
     with _logged("tf2onnx") as messages:
         model.export(str(path), format=fmt.name, verbose=False, **kwargs)
     _refused(fmt, messages)
