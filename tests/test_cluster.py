@@ -20,7 +20,7 @@ import pytest
 from helpers import free_port, run_cli, start_server, stop, user_environment
 
 from experiments.errors import ConfigError
-from experiments.training import cluster, slurm_request, slurm_states
+from experiments.training import cluster, slurm_pending, slurm_request, slurm_states
 from test_sweep import failure_report
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
@@ -136,22 +136,27 @@ def test_slurm_sweep_is_one_parent_with_two_finished_children(
 
 
 @contextlib.contextmanager
-def sweep(workdir, slurm, *overrides: str):
-    """A one-job SLURM sweep running in the background; stopped if the test fails."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "experiments", *SLURM, *TINY, *overrides],
-        cwd=workdir,
-        env={**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", **slurm},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+def sweep(workdir, slurm, *overrides: str, output: Path | None = None):
+    """A SLURM sweep running in the background; stopped if the test fails. Its output is
+    piped, or written to the file ``output`` (both streams) to be read while it runs."""
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with contextlib.ExitStack() as files:
+        if output is not None:
+            written = files.enter_context(output.open("w"))
+            streams = {"stdout": written, "stderr": subprocess.STDOUT}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "experiments", *SLURM, *TINY, *overrides],
+            cwd=workdir,
+            env={**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", **slurm},
+            text=True,
+            **streams,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
 
 
 def wait_for_epochs(tracking, process, epochs: int, timeout: float = 300) -> str:
@@ -498,6 +503,27 @@ def test_scontrol_answers_as_sacct_would_for_submitit():
     assert slurm_states.states(["9"], lambda *a, **k: gone) == {"9": ("LOST", "")}
 
 
+def test_a_job_pending_for_good_is_said_once_with_what_starts_it(caplog):
+    asked = []
+
+    def squeue(command, **kwargs):
+        asked.append(command)
+        lines = "21_0|Resources\n21_1|JobHeldUser\n22|PartitionConfig\n23|QOSMaxCpuPerJobLimit\n"
+        return subprocess.CompletedProcess(command, 0, lines, "")
+
+    report = slurm_pending.Reporter(squeue)
+    with caplog.at_level("WARNING"):
+        report(["21_0", "21_1", "22", "23"])
+        report(["21_0", "21_1", "22", "23"])  # the next poll: nothing said twice
+    assert asked[0][-2:] == ["-j", "21,22,23"] and "-r" in asked[0]  # array tasks one by one
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 3 and not any("21_0" in line for line in said)  # Resources clears
+    assert "SLURM job 21_1 is PENDING (JobHeldUser)" in said[0]
+    assert "scontrol release 21_1" in said[0] and slurm_pending.STOP in said[0]
+    assert "hydra.launcher.cpus_per_task" in said[1] and "QOS" in said[2]
+    assert slurm_pending.pending([], squeue) == {}
+
+
 @pytest.mark.slow
 @pytest.mark.cluster
 def test_a_cancelled_job_fails_and_the_sweep_ends_with_its_summary(
@@ -524,6 +550,9 @@ def test_a_cancelled_job_fails_and_the_sweep_ends_with_its_summary(
     assert by_lr["0.001"].info.status == "FINISHED"
     assert by_lr["0.01"].info.status == "KILLED"
     assert by_lr["0.01"].data.tags["slurm.state"].startswith("CANCELLED")
+    [err] = [p.read_text() for p in workdir.rglob(f"{cancelled}_0_log.err")]  # the job's own
+    [out] = [p.read_text() for p in workdir.rglob(f"{cancelled}_0_log.out")]
+    assert "Traceback" not in err and "SLURM stopped the job" in out + err, err[-3000:]
 
 
 @pytest.mark.slow
@@ -532,17 +561,28 @@ def test_stopping_a_slurm_sweep_cancels_its_jobs_and_ends_their_runs_killed(
     workdir, slurm, tracking, fashion_dir
 ):
     """SIGTERM of the sweep (as Ctrl-C): its jobs used to run on and log under a KILLED
-    parent. Two jobs, one slot each: one running, one running or queued."""
+    parent. Three jobs, one slot each on the 2-core node: two running, the third queued,
+    then held, which the sweep says (a job PENDING for good was waited on in silence)."""
     before = set(slurm_command("squeue", "-h", "-o", "%i", env=slurm).split())
-    overrides = ("optimizer.lr=1e-3,1e-2", "dataset.limit=3000", "trainer.epochs=40", *tracking)
-    with sweep(workdir, slurm, *overrides) as process:
+    lrs = "optimizer.lr=1e-3,1e-2,3e-3"
+    overrides = (lrs, "dataset.limit=3000", "trainer.epochs=40", *tracking)
+    output = workdir / "sweep.out"
+    with sweep(workdir, slurm, *overrides, output=output) as process:
         wait_for_epochs(tracking, process, 1)
         ours = set(slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()) - before
-        assert ours
+        queued = slurm_command("squeue", "-h", "-t", "PENDING", "-r", "-o", "%i", env=slurm)
+        [held] = set(queued.split()) & ours
+        slurm_command("scontrol", "hold", held, env=slurm)
+        deadline = time.monotonic() + 90  # the watcher polls every few seconds, then 60 s
+        while f"SLURM job {held} is PENDING (JobHeldUser)" not in output.read_text():
+            assert time.monotonic() < deadline, output.read_text()[-3000:]
+            time.sleep(0.5)
         process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=120)
+        process.wait(timeout=120)
+    said = output.read_text()
     assert process.returncode != 0
-    assert "cancelled SLURM job(s)" in stdout + stderr, stderr[-3000:]
+    assert said.count(f"SLURM job {held} is PENDING (JobHeldUser)") == 1, said[-3000:]
+    assert "cancelled SLURM job(s)" in said, said[-3000:]
     deadline = time.monotonic() + 60  # SLURM's SIGTERM reaches the jobs; KillWait is 30 s
     while set(slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()) & ours:
         assert time.monotonic() < deadline, "the sweep's jobs still run"
@@ -551,4 +591,4 @@ def test_stopping_a_slurm_sweep_cancels_its_jobs_and_ends_their_runs_killed(
     [parent] = [r for r in runs if r.data.tags.get("experiments.kind") == "sweep"]
     assert parent.info.status == "KILLED"
     jobs = children(tracking)
-    assert jobs and {r.info.status for r in jobs} == {"KILLED"}
+    assert len(jobs) == 2 and {r.info.status for r in jobs} == {"KILLED"}

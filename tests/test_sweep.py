@@ -174,42 +174,69 @@ def test_a_failed_job_does_not_stop_the_sweep_nor_its_summary(workdir, store_uri
 
 
 @pytest.mark.slow
-def test_an_interrupted_sweep_leaves_no_run_running(workdir, store_uri, fashion_dir):
-    command = [
-        sys.executable,
-        "-m",
-        "experiments",
+def test_an_interrupted_sweep_leaves_no_run_running_and_resume_trains_only_the_rest(
+    workdir, store_uri, fashion_dir
+):
+    """SIGTERM during the second job: nothing stays RUNNING. The same command with
+    trainer.resume=sweep then continues that sweep: the FINISHED job is not trained again,
+    the KILLED one resumes from its checkpoint, and the one parent ends FINISHED."""
+    sweep = [
         "-m",
         "optimizer.lr=1e-3,1e-4",
-        "dataset.limit=20000",
-        "trainer.epochs=20",
+        "dataset.limit=5000",
+        "trainer.epochs=10",
         "trainer.verbose=0",
         "cost=quick",
         "interpretation=off",
         f"mlflow.tracking_uri={store_uri}",
     ]
     process = subprocess.Popen(
-        command, cwd=workdir, env=user_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-m", "experiments", *sweep],
+        cwd=workdir,
+        env=user_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     client = mlflow.MlflowClient(store_uri)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
         try:
             _, parents, children = tree(store_uri)
         except Exception:  # the store is being created
             children = []
-        if children and client.get_metric_history(children[0].info.run_id, "val_accuracy"):
+        second = [c for c in children if c.data.params.get("optimizer.lr") == "0.0001"]
+        if second and client.get_metric_history(second[0].info.run_id, "val_accuracy"):
             break
         time.sleep(0.5)
     else:
-        pytest.fail("the first job never logged an epoch")
+        pytest.fail("the second job never logged an epoch")
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=60)
     assert process.returncode != 0
     _, parents, children = tree(store_uri)
     assert [p.info.status for p in parents] == ["KILLED"]
-    assert [c.info.status for c in children] == ["KILLED"]  # the second job never started
-    assert client.get_metric_history(children[0].info.run_id, "val_accuracy")  # kept
+    by_lr = {c.data.params["optimizer.lr"]: c for c in children}
+    assert by_lr["0.001"].info.status == "FINISHED" and by_lr["0.0001"].info.status == "KILLED"
+    killed = by_lr["0.0001"].info.run_id
+    assert client.get_metric_history(killed, "val_accuracy")  # kept
+    finished = client.get_metric_history(by_lr["0.001"].info.run_id, "epoch_time_s")
+
+    result = run_cli(*sweep, "trainer.resume=sweep", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, parents_after, children_after = tree(store_uri)
+    [parent] = parents_after
+    assert parent.info.run_id == parents[0].info.run_id and parent.info.status == "FINISHED"
+    assert parent.data.tags["resumed_sweeps"] == "1" and "failure_reason" not in parent.data.tags
+    assert len(children_after) == 2  # no configuration trained into a run of its own
+    after = {c.data.params["optimizer.lr"]: c for c in children_after}
+    assert {c.info.run_id for c in after.values()} == {c.info.run_id for c in children}
+    assert {c.info.status for c in after.values()} == {"FINISHED"}
+    assert "FINISHED already" in result.stdout + result.stderr
+    again = client.get_metric_history(after["0.001"].info.run_id, "epoch_time_s")
+    assert len(again) == len(finished) == 10  # not trained again
+    assert 0 < int(after["0.0001"].data.tags["resumed_at_step"]) < 10  # from its checkpoint
+    steps = sorted(m.step for m in client.get_metric_history(killed, "val_accuracy"))
+    assert steps == list(range(10))
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from experiments.reporting import summary
 from experiments.signals import interrupt_on_sigterm
 from experiments.tracking import outbox, store, sweep_folder
 from experiments.tracking.sweeps import FAILED_DIR, PARENT_FILE, varying_keys
+from experiments.training import sweep_resume
 from experiments.uris import redact
 
 log = logging.getLogger(__name__)
@@ -39,15 +40,21 @@ class MlflowSweepCallback(Callback):
         wait_s = config.mlflow.outage_wait_s
         experiment_id = store.init_store(uri, config.mlflow.experiment_name, wait_s)
         sweep_dir = _claim_folder(config)
-        overrides = redact(" ".join(config.hydra.overrides.task))
+        task = [o for o in config.hydra.overrides.task if not o.startswith("trainer.resume=")]
+        overrides = redact(" ".join(task))
         tags = {
             "experiments.kind": "sweep",
             "hydra.overrides": overrides,
             "command": redact(" ".join(sys.argv)),
         }
-        parent = mlflow.MlflowClient(uri).create_run(
-            experiment_id, run_name=f"sweep-{sweep_dir.name}", tags=store.default_tags(tags)
-        )
+        client = mlflow.MlflowClient(uri)
+        parent = None
+        if config.trainer.resume == sweep_resume.SWEEP:
+            parent = _continued(client, experiment_id, overrides)
+        if parent is None:
+            parent = client.create_run(
+                experiment_id, run_name=f"sweep-{sweep_dir.name}", tags=store.default_tags(tags)
+            )
         info = {
             "run_id": parent.info.run_id,
             "tracking_uri": uri,
@@ -99,6 +106,31 @@ class MlflowSweepCallback(Callback):
             print(problem, flush=True)
         if problems:
             raise SystemExit(1)
+
+
+def _continued(client, experiment_id: str, overrides: str):
+    """``trainer.resume=sweep``: the newest sweep parent of the same overrides, running
+    again (each job then trains only what did not finish: ``training.sweep_resume``)."""
+    earlier = client.search_runs(
+        [experiment_id],
+        filter_string="tags.`experiments.kind` = 'sweep'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1000,
+    )
+    parent = next((r for r in earlier if r.data.tags.get("hydra.overrides") == overrides), None)
+    if parent is None:
+        log.warning("trainer.resume=sweep: no earlier sweep of these overrides; all jobs train")
+        return None
+    run_id = parent.info.run_id
+    client.update_run(run_id, status="RUNNING")
+    reason = parent.data.tags.get("failure_reason")
+    if reason is not None:
+        client.set_tag(run_id, "resumed.previous_failure_reason", reason)
+        client.delete_tag(run_id, "failure_reason")
+    count = int(parent.data.tags.get("resumed_sweeps", "0")) + 1
+    client.set_tag(run_id, "resumed_sweeps", str(count))
+    log.info("trainer.resume=sweep: continuing sweep %s (%s)", parent.info.run_name, run_id)
+    return parent
 
 
 def _claim_folder(config: DictConfig) -> Path:

@@ -98,7 +98,7 @@ class TrainerConfig:
     logical_cpus: int | None = None  # split the CPU into N devices (mirrored without GPUs)
     checkpoints: bool = True  # save best.keras and last.keras every epoch; logged at the end
     precision: str = "float32"  # auto | float32 | mixed_bfloat16 | mixed_float16 (Keras policy)
-    resume: str | None = None  # a run id: continue that run from its last checkpoint
+    resume: str | None = None  # a run id: continue that run from its last checkpoint; sweep
     restore_best: bool = True  # test, report and log the best epoch of `metric`, not the last
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 

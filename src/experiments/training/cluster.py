@@ -19,13 +19,12 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from experiments.tracking import store
-from experiments.training import checkpoints, resume
+from experiments.training import restart
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +98,14 @@ def _worker_store(cfg: DictConfig) -> None:
 def _run_to_resume(cfg: DictConfig) -> str | None:
     """The run this job task opened before SLURM restarted it, if it has a checkpoint: in
     its folder, or logged as the run's artifact when the job stopped."""
+    import mlflow
+
     run_id = _remembered()
     if run_id is None:
         return None  # stopped before its run opened: start afresh
-    if _checkpointed(cfg, run_id):
+    uri = store.resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    store.init_store(uri, cfg.mlflow.experiment_name)
+    if restart.has_checkpoint(mlflow.MlflowClient(uri), run_id):
         log.info("SLURM restarted job %s: resuming its run %s", job_key(), run_id)
         return run_id
     return None  # no checkpoint: run_to_restart() trains the same run again from epoch 0
@@ -113,50 +116,18 @@ def _remembered() -> str | None:
     return path.read_text().strip() if path.is_file() else None
 
 
-def _checkpointed(cfg: DictConfig, run_id: str) -> bool:
-    import mlflow
-
-    if checkpoints.read_state(checkpoints.folder(run_id)) is not None:
-        return True
-    uri = store.resolve_tracking_uri(cfg.mlflow.tracking_uri)
-    store.init_store(uri, cfg.mlflow.experiment_name)
-    client = mlflow.MlflowClient(uri)
-    return resume.fetch_logged_checkpoint(client, run_id, checkpoints.folder(run_id)) is not None
-
-
-@dataclass(frozen=True)
-class Restart:
-    """A run SLURM restarted before it had a checkpoint: trained again from epoch 0, in the
-    same run. A run with results is never deleted: the steps it logged before stay in its
-    history, marked superseded by tags."""
-
-    run_id: str
-    tags: dict[str, str]
-
-
-def run_to_restart(uri: str) -> Restart | None:
-    """The run this restarted job task opened and has no checkpoint of (see ``adapt``)."""
-    import time
-
+def run_to_restart(uri: str) -> restart.Restart | None:
+    """The run this restarted job task opened and has no checkpoint of (see ``adapt``):
+    trained again from epoch 0 in the same run, never deleted (``training.restart``)."""
     import mlflow
 
     run_id = _remembered() if job_key() is not None and restarted() else None
     client = mlflow.MlflowClient(uri)
     if run_id is None or client.get_run(run_id).info.status == "FINISHED":
         return None  # nothing opened yet, or nothing left to train: a run of its own
-    steps = {p.step for p in client.get_metric_history(run_id, "epoch_time_s")}
-    now = int(time.time() * 1000)
-    tags = {"restarted_from_epoch_0": os.environ.get("SLURM_RESTART_COUNT", "1")}
-    if steps:  # what the restart logs again replaces these; they stay, marked
-        tags["superseded_steps"] = f"{min(steps)}-{max(steps)}"
-        tags["superseded_before_ms"] = str(now)
-    log.warning(
-        "SLURM restarted job %s before its first checkpoint: run %s trains again from epoch 0%s",
-        job_key(),
-        run_id,
-        f"; its steps {tags['superseded_steps']} are kept, tagged superseded" if steps else "",
-    )
-    return Restart(run_id, tags)
+    log.info("SLURM restarted job %s before its first checkpoint", job_key())
+    count = os.environ.get("SLURM_RESTART_COUNT", "1")
+    return restart.of(client, run_id, {"restarted_from_epoch_0": count})
 
 
 def cluster_resolver():

@@ -26,6 +26,7 @@ from experiments.training import (
     precision,
     record,
     resume,
+    sweep_resume,
 )
 from experiments.training.settings import validate
 
@@ -37,7 +38,11 @@ def run(cfg: DictConfig) -> float:
     validate(cfg)
     _warn_if_the_frozen_base_is_random(cfg)
     uri, experiment_id = _open_store(cfg)
-    resuming = None
+    resuming = restart = None
+    if cfg.trainer.resume == sweep_resume.SWEEP:
+        finished, restart = sweep_resume.plan(cfg, uri)
+        if finished is not None:
+            return finished
     if cfg.trainer.resume:
         cfg, resuming = resume.prepare(cfg, uri, provenance.overrides())
         validate(cfg)
@@ -55,7 +60,7 @@ def run(cfg: DictConfig) -> float:
         )
     runtime = {**placement.params(), **chosen.params()}
     try:
-        restart = None if resuming else cluster.run_to_restart(uri)
+        restart = restart or (None if resuming else cluster.run_to_restart(uri))
         identity = _identity(cfg, uri, experiment_id, data, resuming, restart)
         with run_context(uri, **identity, outage_wait_s=cfg.mlflow.outage_wait_s) as mlflow_run:
             cluster.remember_run(mlflow_run.id)  # a SLURM job restarted later resumes this run

@@ -3,14 +3,16 @@
 In the job: submitit's SIGUSR2 handler (time limit near, or preemption) requeues the job
 and then exits from inside the training step. Here that exit becomes an interruption, as
 SIGTERM's is, so the run ends KILLED with its checkpoint logged; the restarted job
-resumes it (``experiments.training.cluster``).
+resumes it (``experiments.training.cluster``). The interruption then ends the job with
+one line, not a traceback in its ``.err``.
 
 In the launching process: where SLURM keeps no accounting (``sacct`` answers "accounting
 storage is disabled"), submitit would ask sacct at every poll, warn each time on three
 streams, and wait for ever on a job that died without its result; here sacct is asked
 once, the jobs are followed with scontrol (``experiments.training.slurm_states``), and a
-job over without a result is a failed job of the sweep (``slurm_watch``). A sweep stopped
-by Ctrl-C or SIGTERM cancels its jobs.
+job over without a result is a failed job of the sweep (``slurm_watch``). A job PENDING
+for a reason that will not clear is said once (``slurm_pending``). A sweep stopped by
+Ctrl-C or SIGTERM cancels its jobs.
 """
 
 from __future__ import annotations
@@ -34,12 +36,19 @@ if _Submitit is not None:
     class SlurmLauncher(_Submitit):
         def launch(self, job_overrides, initial_job_idx):
             _follow_without_accounting()
-            with _dead_jobs_as_failed(Path(str(self.config.hydra.sweep.dir))), _cancel_on_stop():
+            sweep_dir = Path(str(self.config.hydra.sweep.dir))
+            with _dead_jobs_as_failed(sweep_dir), _stuck_jobs_said(), _cancel_on_stop():
                 return super().launch(job_overrides, initial_job_idx)
 
         def __call__(self, *args: Any, **kwargs: Any):
             _interrupt_on_requeue()
-            return super().__call__(*args, **kwargs)
+            try:
+                return super().__call__(*args, **kwargs)
+            except KeyboardInterrupt as stop:
+                # SLURM stopped the job (scancel, requeue, time limit); its run has ended
+                # KILLED already. One line in the job's .err, not a traceback.
+                log.warning("SLURM stopped the job (%s); its run ended KILLED", stop or "signal")
+                raise SystemExit(130) from None
 
 
 def _interrupt_on_requeue() -> None:
@@ -111,6 +120,28 @@ def _dead_jobs_as_failed(sweep_dir: Path):
         yield
     finally:
         SlurmJob.results = original
+
+
+@contextlib.contextmanager
+def _stuck_jobs_said():
+    """At each poll of submitit's watcher, the sweep's jobs PENDING for a reason that will
+    not clear (held, a request over the partition's limits) get one warning each."""
+    from submitit.slurm.slurm import SlurmJob
+
+    from experiments.training import slurm_pending
+
+    watcher, report = SlurmJob.watcher, slurm_pending.Reporter()
+    original = watcher.update
+
+    def update():
+        original()
+        report(sorted(watcher._registered - watcher._finished))
+
+    watcher.update = update
+    try:
+        yield
+    finally:
+        watcher.update = original
 
 
 @contextlib.contextmanager
