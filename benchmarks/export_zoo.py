@@ -151,6 +151,7 @@ def main() -> None:
     for name in names:
         begun = time.perf_counter()
         v = isolated(name)
+        v = {key: value.replace("|", "\\|") for key, value in v.items()}  # a table cell
         dps = " / ".join(v.get(f"{f}_dp", "-") for f in formats.FORMATS)
         line = (
             f"| {name} | {models.spec(name).min_size} | {v['tf_saved_model']} | {v['litert']} "
