@@ -444,3 +444,13 @@ def test_optuna_direction_follows_the_metric():
     ):
         cfg = composed_with_hydra(["hparams_search=optuna", f"metric={metric}"])
         assert cfg.hydra.sweeper.direction == direction
+
+
+def test_resume_sweep_outside_a_sweep_is_one_error_naming_the_fix(store_uri):
+    from experiments.errors import ConfigError
+    from experiments.training import sweep_resume
+    from experiments.training.settings import compose
+
+    cfg = compose(["trainer.resume=sweep", f"mlflow.tracking_uri={store_uri}"])
+    with pytest.raises(ConfigError, match=r"with -m and trainer.resume=sweep"):
+        sweep_resume.plan(cfg, store_uri)
