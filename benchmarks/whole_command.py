@@ -118,7 +118,7 @@ def section(rows: list[dict], overrides: list[str]) -> str:
     mean_acc = statistics.mean(r["acc"] for r in by["default"])
     command = "`python -m experiments" + "".join(f" {o}" for o in overrides) + "`"
     lines = [
-        "### The default command against the reference script, whole command",
+        "## The default command against the reference script, whole command",
         "",
         machine(),
         "",
