@@ -40,7 +40,7 @@ class MlflowSweepCallback(Callback):
         wait_s = config.mlflow.outage_wait_s
         experiment_id = store.init_store(uri, config.mlflow.experiment_name, wait_s)
         sweep_dir = _claim_folder(config)
-        task = [o for o in config.hydra.overrides.task if not o.startswith("trainer.resume=")]
+        task = [o for o in config.hydra.overrides.task if not sweep_resume.ignored(o)]
         overrides = redact(" ".join(task))
         tags = {
             "experiments.kind": "sweep",

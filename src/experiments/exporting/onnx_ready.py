@@ -20,33 +20,36 @@ import math
 def rewritten(model, sample):
     """``model``, or a copy of it with the two layers above replaced, called once on
     ``sample`` (Keras exports only a model that has been called); ``model`` itself when it
-    holds neither."""
+    holds neither (nothing is cloned then)."""
     import keras
 
-    changed = []
+    if not any(_replaced(layer) for layer in _leaves(model)):
+        return model
 
     def clone(layer):
-        replacement = _replacement(layer)
-        if replacement is None:
+        if not _replaced(layer):
             return layer  # shared: the same weights, no copy
-        changed.append(layer.name)
-        return replacement
+        if _depthwise(layer):
+            return _as_depthwise(layer)
+        return keras.layers.Activation(_gelu_with_erf, name=layer.name, dtype=layer.dtype_policy)
 
     copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
-    if not changed:
-        return model
     copy(sample[:1])
     return copy
 
 
-def _replacement(layer):
+def _leaves(model):
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from _leaves(layer)
+
+
+def _replaced(layer) -> bool:
+    """An exact GELU activation, or a depthwise grouped convolution."""
     import keras
 
-    if isinstance(layer, keras.layers.Activation) and layer.activation is keras.activations.gelu:
-        return keras.layers.Activation(_gelu_with_erf, name=layer.name, dtype=layer.dtype_policy)
-    if _depthwise(layer):
-        return _as_depthwise(layer)
-    return None
+    gelu = isinstance(layer, keras.layers.Activation) and layer.activation is keras.activations.gelu
+    return gelu or _depthwise(layer)
 
 
 def _gelu_with_erf(x):

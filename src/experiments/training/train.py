@@ -160,7 +160,7 @@ def load_data(cfg):
 def _identity(cfg, uri: str, experiment_id: str, data, resuming, restart) -> dict:
     """``run_context``'s arguments: a new run's name and tags, or the resumed (or
     restarted) run's."""
-    if restart:  # SLURM restarted the job before its first checkpoint: the same run again
+    if restart:  # no checkpoint to resume from (a SLURM requeue, trainer.resume=sweep)
         tags, run_id = restart.tags, restart.run_id
         return {"tags": tags, "resume_id": run_id, "checkpoints": checkpoints.folder}
     if resuming:  # its command and overrides stay as first logged; where it resumed is added
