@@ -252,22 +252,13 @@ def test_a_missing_runtime_names_the_extra(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_a_refused_conversion_is_named_and_the_other_formats_kept(exported, monkeypatch):
     """tf2onnx logs the ops it cannot translate and still writes a file no runtime loads."""
-    import logging
 
-    import keras
+    def refusing(saved, path):
+        path.write_bytes(b"")
+        log = "ERROR - Tensorflow op [m_1/base_1/stage_0_gelu_1/Gelu/Erfc: Erfc] is not supported"
+        return 0, f"some progress\n{log}\nsome more\n"
 
-    real = keras.Model.export
-
-    def refusing(model, filepath, format="tf_saved_model", **kwargs):  # noqa: A002
-        if format != "onnx":
-            return real(model, filepath, format=format, **kwargs)
-        logging.getLogger("tf2onnx.tfonnx").error(
-            "Tensorflow op [m_1/base_1/stage_0_gelu_1/Gelu/Erfc: Erfc] is not supported"
-        )
-        Path(filepath).write_bytes(b"")
-        return None
-
-    monkeypatch.setattr(keras.Model, "export", refusing)
+    monkeypatch.setattr(formats, "_tf2onnx", refusing)
     out = exported["root"] / "refused"
     result = in_process(
         export_command.main,
@@ -314,3 +305,15 @@ def test_grouped_convolutions_and_exact_gelu_reach_onnx_unchanged(tmp_path):
 
     path = formats.export(model, formats.FORMATS["onnx"], tmp_path, "none", images[:4])
     np.testing.assert_allclose(runtimes.runner(path)(images), reference, atol=1e-5)
+
+
+def test_a_conversion_the_system_kills_fails_onnx_with_the_signal(tmp_path, monkeypatch):
+    """tf2onnx runs in a process of its own: killed for memory, it takes only ONNX down."""
+    import keras
+
+    image = keras.Input((8, 8, 1))
+    model = keras.Model(image, keras.layers.Dense(2)(keras.layers.Flatten()(image)))
+    monkeypatch.setattr(formats, "_tf2onnx", lambda saved, path: (-9, ""))
+    with pytest.raises(formats.ConversionRefused) as refused:
+        formats.export(model, formats.FORMATS["onnx"], tmp_path, "none", np.zeros((1, 8, 8, 1)))
+    assert str(refused.value) == "onnx: tf2onnx was stopped by SIGKILL (out of memory?)"

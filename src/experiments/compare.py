@@ -1,6 +1,7 @@
 """``python -m experiments.compare``, the name users' scripts call (code: ``commands.compare``)."""
 
+from experiments.commands import fast_exit
 from experiments.commands.compare import main
 
 if __name__ == "__main__":
-    main()
+    fast_exit.run(main)

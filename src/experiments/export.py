@@ -1,6 +1,7 @@
 """``python -m experiments.export``, the name users' scripts call (code: ``commands.export``)."""
 
+from experiments.commands import fast_exit
 from experiments.commands.export import main
 
 if __name__ == "__main__":
-    main()
+    fast_exit.run(main)

@@ -1,6 +1,7 @@
 """``python -m experiments.lr_find``, the name users' scripts call (code: ``commands.lr_find``)."""
 
+from experiments.commands import fast_exit
 from experiments.commands.lr_find import main
 
 if __name__ == "__main__":
-    main()
+    fast_exit.run(main)

@@ -1,6 +1,7 @@
 """``python -m experiments.predict``, the name users' scripts call (code: ``commands.predict``)."""
 
+from experiments.commands import fast_exit
 from experiments.commands.predict import main
 
 if __name__ == "__main__":
-    main()
+    fast_exit.run(main)

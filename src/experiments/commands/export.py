@@ -202,14 +202,6 @@ def _keras_row(src, reference: np.ndarray, cfg) -> Row:
     return row
 
 
-def _quiet_converters() -> None:
-    """Keras' shim for tf2onnx warns of NumPy's future: noise above the table (tf2onnx's
-    own log is kept off the console by ``formats.export``)."""
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"keras\.src\.export")
-
-
 def _export(argv: list[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         print(USAGE)
@@ -217,7 +209,6 @@ def _export(argv: list[str]) -> int:
     cfg = parse(argv, ExportArgs, "experiments.export")
     chosen = _check(cfg)
     quiet.import_tensorflow()
-    _quiet_converters()
     tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
     src = sources.load(cfg.model, tracking_uri, cfg.gate.images)
     reference = predict_all(lambda b: np.asarray(src.model.predict_on_batch(b)), src.images)

@@ -7,11 +7,11 @@ checked before anything is exported, so a missing one is named at once.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
-import logging
+import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -85,14 +85,11 @@ def export(model, fmt: Format, folder: Path, quantize: str, sample: np.ndarray) 
     """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / fmt.file
-    kwargs = _litert_options(quantize, sample) if fmt.name == "litert" else {}
     if fmt.name == "onnx":
-        model = onnx_ready.rewritten(model, sample)
-    with _logged("tf2onnx") as messages:
+        _onnx_in_its_own_process(onnx_ready.rewritten(model, sample), path)
+    else:
+        kwargs = _litert_options(quantize, sample) if fmt.name == "litert" else {}
         model.export(str(path), format=fmt.name, verbose=False, **kwargs)
-    _refused(fmt, messages)
-    if fmt.name == "onnx" and _extra_onnx_inputs(path):
-        _onnx_through_saved_model(model, path)
     return path
 
 
@@ -107,8 +104,7 @@ def _refused(fmt: Format, messages: list[str]) -> None:
 
 
 def _extra_onnx_inputs(path: Path) -> list[str]:
-    """Graph inputs besides the image: constants tf2onnx failed to freeze from a Keras
-    function (EfficientNet's normalisation), which no caller can feed."""
+    """Graph inputs besides the image: constants left unfrozen, which no caller can feed."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
@@ -116,43 +112,43 @@ def _extra_onnx_inputs(path: Path) -> list[str]:
     return [i.name for i in graph.input if i.name not in constants][1:]
 
 
-def _onnx_through_saved_model(model, path: Path) -> None:
-    """The ONNX file converted again, by tf2onnx's own SavedModel route, where the
-    SavedModel holds those constants frozen: the same graph, the image its only input."""
+def _onnx_in_its_own_process(model, path: Path) -> None:
+    """The model written as a SavedModel, then converted by tf2onnx's SavedModel route in a
+    Python of its own.
+
+    Not Keras' ``export(format="onnx")`` here: tf2onnx, converting a Keras function in this
+    process, held 23.6 GB for ConvNeXt Large and was killed for memory on ConvNeXt XLarge,
+    EfficientNetB7 and EfficientNetV2-M and -L, taking the whole export with it (2-core AMD
+    EPYC, 18 GiB per process). From a SavedModel, in its own process, EfficientNetV2-M took
+    9.8 GB, and a conversion the system kills fails this format alone. The SavedModel also
+    holds frozen the constants tf2onnx leaves as extra graph inputs when it converts a Keras
+    function (EfficientNet's normalisation).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "saved_model"
         model.export(str(saved), format="tf_saved_model", verbose=False)
-        command = ["--saved-model", str(saved), "--output", str(path)]
-        done = subprocess.run(
-            [sys.executable, "-m", "tf2onnx.convert", *command, "--signature_def", SIGNATURE],
-            capture_output=True,
-            text=True,
+        code, stderr = _tf2onnx(saved, path)
+    _refused(FORMATS["onnx"], stderr.splitlines())
+    if code < 0:
+        raise ConversionRefused(
+            f"onnx: tf2onnx was stopped by {signal.Signals(-code).name}"
+            + (" (out of memory?)" if -code == signal.SIGKILL else "")
         )
-    _refused(FORMATS["onnx"], done.stderr.splitlines())
-    if done.returncode != 0 or _extra_onnx_inputs(path):
-        why = done.stderr.strip().splitlines()[-1:] or ["inputs besides the image remain"]
-        raise ConversionRefused(f"onnx: tf2onnx could not freeze the graph: {why[0][:200]}")
+    if code != 0 or _extra_onnx_inputs(path):
+        why = stderr.strip().splitlines()[-1:] or ["inputs besides the image remain"]
+        raise ConversionRefused(f"onnx: tf2onnx could not convert the graph: {why[0][:200]}")
 
 
-@contextlib.contextmanager
-def _logged(name: str):
-    """The errors logger ``name`` emits inside the block, kept off the console: tf2onnx
-    logs every graph fix-up, noise above the table; what it refused is said once, by us."""
-    messages: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            messages.append(record.getMessage())
-
-    logger, handler = logging.getLogger(name), Keep(logging.ERROR)
-    saved = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = saved
+def _tf2onnx(saved: Path, path: Path) -> tuple[int, str]:
+    """tf2onnx's command line on the SavedModel ``saved``: its exit code and its log."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved)]
+        + ["--output", str(path), "--signature_def", SIGNATURE],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    return done.returncode, done.stderr
 
 
 def _layer_of(node: str) -> str:
