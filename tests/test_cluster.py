@@ -104,37 +104,6 @@ def assert_one_value_per_step(client, run, epochs: int) -> None:
         assert sorted(steps) == list(range(epochs)), (key, steps)
 
 
-@pytest.mark.slow
-@pytest.mark.cluster
-def test_slurm_sweep_is_one_parent_with_two_finished_children(
-    workdir, slurm, tracking, fashion_dir
-):
-    result = run_cli(
-        *SLURM,
-        "optimizer.lr=1e-3,1e-2",
-        "dataset.limit=200",
-        "trainer.epochs=1",
-        *TINY,
-        *tracking,
-        cwd=workdir,
-        env=slurm,
-    )
-    assert result.returncode == 0, failure_report(result, workdir)
-    _, runs = runs_of(tracking)
-    parents = [r for r in runs if r.data.tags.get("experiments.kind") == "sweep"]
-    jobs = children(tracking)
-    assert len(parents) == 1 and len(jobs) == 2
-    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parents[0].info.run_id}
-    assert {r.info.status for r in runs} == {"FINISHED"}
-    assert {r.data.params["optimizer.lr"] for r in jobs} == {"0.001", "0.01"}
-    # TensorFlow's threads follow SLURM's cores per task, not the node's two.
-    assert {r.data.params["runtime.threads"] for r in jobs} == {"1"}
-    # No accounting store here: one line says so, instead of a warning at every poll.
-    output = result.stdout + result.stderr
-    assert "Bypassing sacct error" not in output
-    assert output.count("sacct cannot report job states here") == 1
-
-
 @contextlib.contextmanager
 def sweep(workdir, slurm, *overrides: str, output: Path | None = None):
     """A SLURM sweep running in the background; stopped if the test fails. Its output is
@@ -186,59 +155,59 @@ def the_job(slurm) -> str:
 
 @pytest.mark.slow
 @pytest.mark.cluster
-def test_requeued_job_resumes_its_run_on_one_step_axis(workdir, slurm, tracking, fashion_dir):
-    epochs = 8
-    overrides = ("dataset.limit=3000", f"trainer.epochs={epochs}", *tracking)
-    with sweep(workdir, slurm, *overrides) as process:
-        run_id = wait_for_epochs(tracking, process, 2)
-        client = runs_of(tracking)[0]
-        requeued = time.monotonic()
-        slurm_command("scontrol", "requeue", the_job(slurm), env=slurm)
-        while not client.get_run(run_id).data.tags.get("resumed_at_step"):
-            time.sleep(0.5)
-        resumed = time.monotonic()
-        at_step = int(client.get_run(run_id).data.tags["resumed_at_step"])
-        while len(client.get_metric_history(run_id, "val_accuracy")) <= at_step:
-            time.sleep(0.2)
-        print(
-            f"\nrequeue: {resumed - requeued:.1f} s from scontrol requeue to the run resumed, "
-            f"{time.monotonic() - requeued:.1f} s to its next epoch logged"
-        )
-        finish(process, workdir)
-
-    [run] = children(tracking)
-    assert run.info.run_id == run_id and run.info.status == "FINISHED"
-    assert 0 < at_step < epochs
-    assert_one_value_per_step(client, run, epochs)
-
-
-@pytest.mark.slow
-@pytest.mark.cluster
-def test_a_requeue_without_a_checkpoint_trains_the_same_run_again(
+def test_a_requeued_job_resumes_its_run_and_one_without_a_checkpoint_trains_it_again(
     workdir, slurm, tracking, fashion_dir
 ):
-    """A run with results is never deleted: requeued with no checkpoint to resume from, it
-    trains again from epoch 0, and the steps it had logged stay, tagged superseded."""
+    """``scontrol requeue`` of a sweep's two jobs, once each has logged 2 epochs:
+    - the job with checkpoints resumes its run from the last one, on one step axis;
+    - the job without: a run with results is never deleted. It trains again from epoch 0,
+      and the steps it had logged stay, tagged superseded.
+    (One sweep for both; there were two tests.)"""
     epochs = 8
-    overrides = ("dataset.limit=3000", f"trainer.epochs={epochs}", "trainer.checkpoints=false")
+    overrides = ("trainer.checkpoints=true,false", "dataset.limit=3000", f"trainer.epochs={epochs}")
+    before = set(slurm_command("squeue", "-h", "-r", "-o", "%i", env=slurm).split())
     with sweep(workdir, slurm, *overrides, *tracking) as process:
-        run_id = wait_for_epochs(tracking, process, 2)
-        slurm_command("scontrol", "requeue", the_job(slurm), env=slurm)
-        finish(process, workdir)
+        client = runs_of(tracking)[0]
+        deadline = time.monotonic() + 300
+        while True:
+            runs = children(tracking)
+            logged = [len(client.get_metric_history(r.info.run_id, "val_accuracy")) for r in runs]
+            if len(runs) == 2 and min(logged) >= 2:
+                break
+            assert process.poll() is None and time.monotonic() < deadline, (logged, process.poll())
+            time.sleep(0.5)
+        ids = {r.data.params["trainer.checkpoints"]: r.info.run_id for r in runs}
+        ours = set(slurm_command("squeue", "-h", "-r", "-o", "%i", env=slurm).split()) - before
+        requeued = time.monotonic()
+        slurm_command("scontrol", "requeue", ",".join(sorted(ours)), env=slurm)
+        while not client.get_run(ids["True"]).data.tags.get("resumed_at_step"):
+            time.sleep(0.5)
+        print(f"\nrequeue: {time.monotonic() - requeued:.1f} s to the run resumed")
+        stdout, stderr = process.communicate(timeout=600)
+        result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        assert process.returncode == 0, failure_report(result, workdir)
+        assert "2 runs, best first by val_accuracy" in stdout
 
-    client, [run] = runs_of(tracking)[0], children(tracking)
-    assert run.info.run_id == run_id and run.info.status == "FINISHED"
-    assert run.info.lifecycle_stage == "active"
-    tags = run.data.tags
+    after = {r.data.params["trainer.checkpoints"]: r for r in children(tracking)}
+    assert {r.info.run_id for r in after.values()} == set(ids.values())  # the same two runs
+    assert {r.info.status for r in after.values()} == {"FINISHED"}
+    resumed = after["True"]
+    at_step = int(resumed.data.tags["resumed_at_step"])
+    assert 0 < at_step < epochs
+    assert_one_value_per_step(client, resumed, epochs)
+
+    again = after["False"]
+    assert again.info.lifecycle_stage == "active"
+    tags = again.data.tags
     assert tags["restarted_from_epoch_0"] == "1"
     first, last = map(int, tags["superseded_steps"].split("-"))
     cut = int(tags["superseded_before_ms"])
     for key in CURVES:
-        history = client.get_metric_history(run_id, key)
-        before = sorted(m.step for m in history if m.timestamp < cut)
-        after = sorted(m.step for m in history if m.timestamp >= cut)
-        assert before == list(range(first, last + 1)) and last >= 1, (key, before)  # kept
-        assert after == list(range(epochs)), (key, after)  # trained again from epoch 0
+        history = client.get_metric_history(again.info.run_id, key)
+        before_cut = sorted(m.step for m in history if m.timestamp < cut)
+        after_cut = sorted(m.step for m in history if m.timestamp >= cut)
+        assert before_cut == list(range(first, last + 1)) and last >= 1, (key, before_cut)
+        assert after_cut == list(range(epochs)), (key, after_cut)  # trained again from 0
 
 
 def minutes_run(slurm, job: str) -> int:
@@ -526,30 +495,43 @@ def test_a_job_pending_for_good_is_said_once_with_what_starts_it(caplog):
 
 @pytest.mark.slow
 @pytest.mark.cluster
-def test_a_cancelled_job_fails_and_the_sweep_ends_with_its_summary(
+def test_a_sweep_is_one_parent_and_a_cancelled_job_fails_with_its_summary(
     workdir, slurm, tracking, fashion_dir
 ):
-    """No accounting here: scancel of one job used to keep the sweep waiting for ever."""
-    overrides = ("optimizer.lr=1e-3,1e-2", "dataset.limit=3000", "trainer.epochs=10", *tracking)
+    """A SLURM sweep is one parent with its jobs as children, each job's TensorFlow on the
+    cores SLURM gave it. No accounting here: scancel of a job used to keep the sweep waiting
+    for ever; the cancelled job fails, and the sweep ends with its summary.
+
+    One sweep for both (there were two, one for each): the job of 1 epoch finishes, the
+    job of 40 epochs, the array's second task, is cancelled once both runs are open."""
+    before = set(slurm_command("squeue", "-h", "-r", "-o", "%i", env=slurm).split())
+    overrides = ("trainer.epochs=1,40", "dataset.limit=1000", *tracking)
     with sweep(workdir, slurm, *overrides) as process:
         deadline = time.monotonic() + 300
         while len(children(tracking)) < 2:
             assert process.poll() is None and time.monotonic() < deadline, "no two runs"
             time.sleep(0.5)
-        jobs = slurm_command("squeue", "-h", "-o", "%i", env=slurm).split()
-        cancelled = max(jobs)  # the array's second task, <id>_1
+        ours = set(slurm_command("squeue", "-h", "-r", "-o", "%i", env=slurm).split()) - before
+        [cancelled] = [job for job in ours if job.endswith("_1")]
         slurm_command("scancel", cancelled, env=slurm)
         stdout, stderr = process.communicate(timeout=240)
     assert process.returncode == 1, stderr[-3000:]  # a job failed: the command says so
     said = [line for line in (stdout + stderr).splitlines() if f"SLURM job {cancelled}" in line]
-    assert said and "CANCELLED" in said[0] and "optimizer.lr=0.01" in said[0], stdout[-3000:]
+    assert said and "CANCELLED" in said[0] and "trainer.epochs=40" in said[0], stdout[-3000:]
     _, runs = runs_of(tracking)
     [parent] = [r for r in runs if r.data.tags.get("experiments.kind") == "sweep"]
     assert parent.info.status == "FINISHED" and parent.data.tags["failed_jobs"] == "1"
-    by_lr = {r.data.params["optimizer.lr"]: r for r in children(tracking)}
-    assert by_lr["0.001"].info.status == "FINISHED"
-    assert by_lr["0.01"].info.status == "KILLED"
-    assert by_lr["0.01"].data.tags["slurm.state"].startswith("CANCELLED")
+    jobs = children(tracking)
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
+    by_epochs = {r.data.params["trainer.epochs"]: r for r in jobs}
+    assert by_epochs["1"].info.status == "FINISHED"
+    assert by_epochs["40"].info.status == "KILLED"
+    assert by_epochs["40"].data.tags["slurm.state"].startswith("CANCELLED")
+    # TensorFlow's threads follow SLURM's cores per task, not the node's two.
+    assert {r.data.params["runtime.threads"] for r in jobs} == {"1"}
+    # No accounting store here: one line says so, instead of a warning at every poll.
+    assert "Bypassing sacct error" not in stdout + stderr
+    assert (stdout + stderr).count("sacct cannot report job states here") == 1
     [err] = [p.read_text() for p in workdir.rglob(f"{cancelled}_0_log.err")]  # the job's own
     [out] = [p.read_text() for p in workdir.rglob(f"{cancelled}_0_log.out")]
     assert "Traceback" not in err and "SLURM stopped the job" in out + err, err[-3000:]
