@@ -107,6 +107,7 @@ def test_table_rows_match_mlflow(workdir, three_store, three_runs):
     assert again.stdout.splitlines()[1] == "3 runs, best first by val_accuracy:"
 
 
+@pytest.mark.slow  # its module fixture trains three runs (11 s of the fast tier)
 def test_filter_and_metric(workdir, three_store, three_runs):
     result = in_process(
         compare.main,

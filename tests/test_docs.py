@@ -313,6 +313,7 @@ def test_site_builds_without_a_warning(tmp_path):
     assert "trainer.early_stopping.patience" in configuration
 
 
+@pytest.mark.slow  # its module fixture trains a run (8.5 s of the fast tier)
 def test_every_metric_and_tag_of_a_run_is_in_the_reference(store):
     """docs/reference/run-contents.md names what the small store's run logged (written by hand)."""
     import mlflow

@@ -63,6 +63,7 @@ def same(a, b):
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+@pytest.mark.slow  # builds Xception and trains it (5.3 s of the fast tier)
 def test_transfer_leaves_the_base_bit_identical(shapes_cfg):
     cfg = shapes_cfg(*XCEPTION, "phase=transfer", "phase.cache_features=false")
     data = load(cfg)
@@ -75,6 +76,7 @@ def test_transfer_leaves_the_base_bit_identical(shapes_cfg):
     assert not base.trainable
 
 
+@pytest.mark.slow  # builds Xception and trains it (7.7 s of the fast tier)
 def test_finetune_unfreezes_exactly_the_top_layers_and_keeps_batchnorm(shapes_cfg):
     cfg = shapes_cfg(*XCEPTION, "phase=finetune", "phase.unfreeze=10", "phase.warmup_epochs=1")
     data = load(cfg)
@@ -130,6 +132,7 @@ def test_finetune_is_recompiled_at_the_low_learning_rate(shapes_cfg):
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-5)
 
 
+@pytest.mark.slow  # trains two heads (4.2 s of the fast tier)
 def test_cached_features_and_live_base_train_the_same_head(shapes_cfg):
     predictions = {}
     for cache in (True, False):
