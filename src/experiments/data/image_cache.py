@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import progress
+from experiments import cpus, progress
 from experiments.data import disk_array
 from experiments.data.images import decode_or_reason
 from experiments.errors import DataError
@@ -190,18 +190,14 @@ def _decode(paths: list[Path], size: int, channels: int, keep, what: str) -> dic
         keep(np.asarray(rows), pixels)
         return reasons
 
-    log.info("%s on %d threads", what, _cores())
+    log.info("%s on %d threads", what, cpus.usable())
     reasons: dict[int, str] = {}
     shown = what.split(" into ")[0]
-    with progress.bar(len(paths), shown) as bar, ThreadPoolExecutor(_cores()) as pool:
+    with progress.bar(len(paths), shown) as bar, ThreadPoolExecutor(cpus.usable()) as pool:
         for rows, failed in zip(chunks, pool.map(work, chunks), strict=True):
             reasons.update(failed)
             bar.update(len(rows))
     return reasons
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _prune(home: Path, kept: Path, files: Files) -> None:

@@ -21,11 +21,11 @@ Under a tf.distribute strategy the arrays go to Keras as before, which distribut
 
 from __future__ import annotations
 
-import os
 import weakref
 
 import numpy as np
 
+from experiments import cpus
 from experiments.data.disk_array import DiskArray
 from experiments.data.images import decode_or_reason
 
@@ -175,6 +175,6 @@ def decoded_files(paths, size: int, channels: int, batch_size: int):
         return pixels, reason
 
     files = tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
-    cores = len(os.sched_getaffinity(0))
+    cores = cpus.usable()
     batches = files.map(read, num_parallel_calls=cores, deterministic=True)
     yield from batches.batch(batch_size).prefetch(2).as_numpy_iterator()

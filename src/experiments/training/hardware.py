@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from dataclasses import dataclass
 
+from experiments import cpus
 from experiments.tracking.sweeps import in_multirun
 from experiments.training import cluster, keras_multi_worker
 
@@ -30,10 +30,10 @@ def parallel_jobs() -> int:
         jobs = launcher.get("n_jobs") or 1  # -1: one job per core
     elif target.endswith("LocalLauncher"):  # submitit's local processes: all jobs at once
         per_job = launcher.get("cpus_per_task")
-        jobs = (os.cpu_count() or 1) // per_job if per_job else -1
+        jobs = cpus.usable() // per_job if per_job else -1
     else:  # the basic launcher runs one job at a time; a cluster job has its own node
         jobs = 1
-    cores = os.cpu_count() or 1
+    cores = cpus.usable()
     return cores if jobs < 0 else max(1, min(int(jobs), cores))
 
 
@@ -41,7 +41,7 @@ def configure_threads(threads: int | None, logical_cpus: int | None) -> int:
     """Set TensorFlow's thread pools (before it starts); return the intra-op thread count."""
     import tensorflow as tf
 
-    cores = os.cpu_count() or 1
+    cores = cpus.usable()
     intra = threads or cluster.cpus_per_task() or max(1, cores // parallel_jobs())
     try:
         tf.config.threading.set_intra_op_parallelism_threads(intra)

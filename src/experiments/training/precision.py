@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from experiments import cpus
+
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
@@ -137,7 +139,7 @@ def _cached_times(name, flags, build, input_shape, batch_size: int, key: str):
     """Step times by policy and how they were had: from the cache, or measured now."""
     import tensorflow as tf
 
-    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or cpus.usable()
     parts = [name, ",".join(sorted(flags)), tf.__version__, key, str(batch_size), str(threads)]
     entry = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
     cache = _cache_file()
