@@ -219,16 +219,26 @@ def minutes_run(slurm, job: str) -> int:
     return (int(days or 0) * 86400 + seconds) // 60
 
 
-def training_process(slurm, job: str) -> int:
-    """The pid of the job's Python (submitit's task), on this one-node cluster."""
+def job_process(slurm, job: str, name: str) -> int:
+    """The pid of the job's ``name`` process (``python``: submitit's task, or ``srun``; not
+    srun's shepherd, a child with srun's command line that ends the step if srun dies)."""
     listed = slurm_command("scontrol", "listpids", job, env=slurm).splitlines()[1:]
+    found = {}
     for pid in (int(line.split()[0]) for line in listed):
         with contextlib.suppress(OSError):
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            python = "python" in Path(argv[0].decode()).name
-            if python and b"submitit.core._submit" in argv:
-                return pid  # not srun, whose command line holds the same words
-    pytest.fail(f"no submitit task among the processes of job {job}: {listed}")
+            if name in Path(argv[0].decode()).name and b"submitit.core._submit" in argv:
+                parent = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1]
+                found[pid] = int(parent)
+    tops = [pid for pid, parent in found.items() if parent not in found]
+    if len(tops) != 1:
+        pytest.fail(f"no single {name} among the processes of job {job}: {listed}")
+    return tops[0]
+
+
+def training_process(slurm, job: str) -> int:
+    """The pid of the job's Python (submitit's task), on this one-node cluster."""
+    return job_process(slurm, job, "python")
 
 
 def stopped(pid: int) -> bool:
@@ -472,6 +482,24 @@ def test_scontrol_answers_as_sacct_would_for_submitit():
     assert slurm_states.states(["9"], lambda *a, **k: gone) == {"9": ("LOST", "")}
 
 
+@pytest.mark.parametrize(
+    ("exit_code", "said"),
+    [
+        ("137:0", "exit code 137, SIGKILL"),  # the batch script's srun, or its task, killed
+        ("0:9", "signal 9 (SIGKILL)"),
+        ("0:15", "signal 15 (SIGTERM)"),
+        ("1:0", "exit code 1"),
+        ("0:0", ""),
+    ],
+)
+def test_how_a_job_ended_is_said_in_words(exit_code, said):
+    shown = f"JobId=15 ArrayJobId=14 ArrayTaskId=1 JobState=FAILED ExitCode={exit_code}\n"
+    answer = subprocess.CompletedProcess([], 0, shown, "")
+    assert slurm_states.exit_detail("14_1", lambda *a, **k: answer) == said
+    gone = subprocess.CompletedProcess([], 1, "", "slurm_load_jobs error: Invalid job id")
+    assert slurm_states.exit_detail("14_1", lambda *a, **k: gone) == ""
+
+
 def test_a_job_pending_for_good_is_said_once_with_what_starts_it(caplog):
     asked = []
 
@@ -495,43 +523,78 @@ def test_a_job_pending_for_good_is_said_once_with_what_starts_it(caplog):
 
 @pytest.mark.slow
 @pytest.mark.cluster
-def test_a_sweep_is_one_parent_and_a_cancelled_job_fails_with_its_summary(
+def test_a_sweep_is_one_parent_and_jobs_cancelled_or_killed_fail_with_its_summary(
     workdir, slurm, tracking, fashion_dir
 ):
     """A SLURM sweep is one parent with its jobs as children, each job's TensorFlow on the
-    cores SLURM gave it. No accounting here: scancel of a job used to keep the sweep waiting
-    for ever; the cancelled job fails, and the sweep ends with its summary.
-
-    One sweep for both (there were two, one for each): the job of 1 epoch finishes, the
-    job of 40 epochs, the array's second task, is cancelled once both runs are open."""
+    cores SLURM gave it. No accounting here: a job that left the queue without a result
+    used to keep the sweep waiting for ever. Now each fails within a minute, with one line
+    saying how (SLURM's state, and the signal), its run ends, and the sweep ends with its
+    summary. Four jobs, two at a time on the 2-core node:
+    - #0, of 1 epoch, finishes;
+    - #1 is cancelled (``scancel``) once its run is open: its run ends KILLED;
+    - #2's Python and #3's ``srun`` are killed (``kill -9``): their runs end FAILED.
+    (One sweep for what were two tests.)"""
     before = set(slurm_command("squeue", "-h", "-r", "-o", "%i", env=slurm).split())
-    overrides = ("trainer.epochs=1,40", "dataset.limit=1000", *tracking)
+    overrides = ("trainer.epochs=1,40,41,42", "dataset.limit=1000", *tracking)
+
+    def open_runs() -> set[str]:
+        return {r.data.params["trainer.epochs"] for r in children(tracking)}
+
+    def ours() -> dict[str, str]:
+        """This sweep's jobs in the queue: array task (1_2) -> the id it runs as (4)."""
+        listed = slurm_command("squeue", "-h", "-r", "-o", "%i %A", env=slurm).splitlines()
+        return {task: id_ for task, id_ in (line.split() for line in listed) if task not in before}
+
     with sweep(workdir, slurm, *overrides) as process:
         deadline = time.monotonic() + 300
-        while len(children(tracking)) < 2:
-            assert process.poll() is None and time.monotonic() < deadline, "no two runs"
+        while not {"1", "40"} <= open_runs():
+            assert process.poll() is None and time.monotonic() < deadline, open_runs()
             time.sleep(0.5)
-        ours = set(slurm_command("squeue", "-h", "-r", "-o", "%i", env=slurm).split()) - before
-        [cancelled] = [job for job in ours if job.endswith("_1")]
+        [cancelled] = [task for task in ours() if task.endswith("_1")]
         slurm_command("scancel", cancelled, env=slurm)
+        while not {"41", "42"} <= open_runs():  # #2 and #3 start in the slots left
+            assert process.poll() is None and time.monotonic() < deadline, open_runs()
+            time.sleep(0.5)
+        queued = ours()
+        [python_killed] = [task for task in queued if task.endswith("_2")]
+        [srun_killed] = [task for task in queued if task.endswith("_3")]
+        os.kill(job_process(slurm, queued[python_killed], "python"), signal.SIGKILL)
+        os.kill(job_process(slurm, queued[srun_killed], "srun"), signal.SIGKILL)
+        killed = time.monotonic()
         stdout, stderr = process.communicate(timeout=240)
-    assert process.returncode == 1, stderr[-3000:]  # a job failed: the command says so
-    said = [line for line in (stdout + stderr).splitlines() if f"SLURM job {cancelled}" in line]
-    assert said and "CANCELLED" in said[0] and "trainer.epochs=40" in said[0], stdout[-3000:]
+    print(f"\nkill -9: the sweep ended {time.monotonic() - killed:.1f} s after")
+    assert time.monotonic() - killed < 90  # a minute to find them, then the summary
+    assert process.returncode == 1, stderr[-3000:]  # jobs failed: the command says so
+    said = stdout + stderr
+    expected = {
+        cancelled: ("trainer.epochs=40 ", "CANCELLED"),
+        python_killed: ("trainer.epochs=41 ", "FAILED (exit code 137, SIGKILL)"),
+        srun_killed: ("trainer.epochs=42 ", "FAILED (exit code 137, SIGKILL)"),
+    }
+    for job, (override, how) in expected.items():
+        lines = [line for line in said.splitlines() if f"SLURM job {job} " in line]
+        assert len(lines) == 2, lines  # when found, and in the summary's list of failures
+        for line in lines:
+            assert override in line and f"SLURM job {job} ended {how}" in line, line
     _, runs = runs_of(tracking)
     [parent] = [r for r in runs if r.data.tags.get("experiments.kind") == "sweep"]
-    assert parent.info.status == "FINISHED" and parent.data.tags["failed_jobs"] == "1"
+    assert parent.info.status == "FINISHED" and parent.data.tags["failed_jobs"] == "3"
     jobs = children(tracking)
     assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
     by_epochs = {r.data.params["trainer.epochs"]: r for r in jobs}
     assert by_epochs["1"].info.status == "FINISHED"
     assert by_epochs["40"].info.status == "KILLED"
     assert by_epochs["40"].data.tags["slurm.state"].startswith("CANCELLED")
+    for epochs in ("41", "42"):
+        run = by_epochs[epochs]
+        assert run.info.status == "FAILED" and run.data.tags["slurm.state"] == "FAILED"
+        assert "SIGKILL" in run.data.tags["failure_reason"], run.data.tags["failure_reason"]
     # TensorFlow's threads follow SLURM's cores per task, not the node's two.
     assert {r.data.params["runtime.threads"] for r in jobs} == {"1"}
     # No accounting store here: one line says so, instead of a warning at every poll.
-    assert "Bypassing sacct error" not in stdout + stderr
-    assert (stdout + stderr).count("sacct cannot report job states here") == 1
+    assert "Bypassing sacct error" not in said
+    assert said.count("sacct cannot report job states here") == 1
     [err] = [p.read_text() for p in workdir.rglob(f"{cancelled}_0_log.err")]  # the job's own
     [out] = [p.read_text() for p in workdir.rglob(f"{cancelled}_0_log.out")]
     assert "Traceback" not in err and "SLURM stopped the job" in out + err, err[-3000:]

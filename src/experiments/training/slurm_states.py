@@ -56,6 +56,33 @@ def states(job_ids: list[str], run: Callable = subprocess.run) -> dict[str, tupl
     }
 
 
+def exit_detail(job_id: str, run: Callable = subprocess.run) -> str:
+    """How job ``job_id`` ended, as scontrol says, in words: ``exit code 137, SIGKILL``
+    (a shell's 128 + 9 for a task or an srun killed by signal 9), ``signal 9 (SIGKILL)``
+    (scontrol's ``ExitCode=0:9``); empty where scontrol no longer knows the job."""
+    answer = run(["scontrol", "--oneliner", "show", "job", job_id], capture_output=True, text=True)
+    if answer.returncode != 0 or not answer.stdout.strip():
+        return ""
+    fields = dict(f.split("=", 1) for f in answer.stdout.splitlines()[0].split() if "=" in f)
+    code, _, signal_number = fields.get("ExitCode", "").partition(":")
+    if signal_number.isdigit() and int(signal_number):
+        return f"signal {signal_number} ({_signal_name(int(signal_number))})"
+    if code.isdigit() and int(code) > 128:
+        return f"exit code {code}, {_signal_name(int(code) - 128)}"
+    if code.isdigit() and int(code):
+        return f"exit code {code}"
+    return ""
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def _as_submitit(state: str) -> str:
     """SLURM's state, where it means the job is over; else one submitit waits on.
 

@@ -2,10 +2,11 @@
 
 The launcher follows its jobs with ``slurm_states`` where SLURM keeps no accounting. A job
 found over without a result (``scancel``, killed by a signal, out of memory, a lost
-node), or one that raised past the training, gets one line on the terminal, a failure
-note for the sweep's summary, and its MLflow run, if it opened one and it is still
-RUNNING, ends KILLED (cancelled) or FAILED with the reason as its ``failure_reason`` tag;
-SLURM's state is its ``slurm.state`` tag.
+node), or one that raised past the training, gets one line on the terminal, with how it
+ended where scontrol says (``FAILED (exit code 137, SIGKILL)``), a failure note for the
+sweep's summary, and its MLflow run, if it opened one and it is still RUNNING, ends
+KILLED (cancelled) or FAILED with the reason as its ``failure_reason`` tag; SLURM's
+state is its ``slurm.state`` tag.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 from pathlib import Path
 
 from experiments.tracking import sweeps
-from experiments.training import cluster
+from experiments.training import cluster, slurm_states
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,11 @@ def ended(job, error: BaseException, sweep_dir: Path) -> list[str]:
 
     overrides, _, number = job.submission().args[:3]
     state = job.state
-    reason = f"SLURM job {job.job_id} ended {state} without a result"
+    detail = slurm_states.exit_detail(job.job_id)
+    how = f"{state} ({detail})" if detail else state
+    reason = f"SLURM job {job.job_id} ended {how} without a result"
     if isinstance(error, utils.FailedJobError):
-        reason = f"SLURM job {job.job_id} ended {state}: {_last_line(error)}"
+        reason = f"SLURM job {job.job_id} ended {how}: {_last_line(error)}"
     shown = " ".join(o for o in overrides if not o.startswith("hydra."))
     log.error("job #%d (%s): %s", number, shown, reason)
     sweeps.note_failed_job(sweep_dir, number, list(overrides), reason)
