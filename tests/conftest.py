@@ -28,36 +28,40 @@ def pytest_configure(config):
     isolation.start(config)
 
 
-# The files that take longest, longest first (seconds on 2 cores, Intel Xeon AMX-BF16,
-# measured with --durations=0 on 2026-12-03).
-# pytest-xdist hands whole files (--dist loadfile) to whichever worker is free, in
-# collection order: alphabetical order left test_sweep.py (200 s) and
-# test_transfer_from_run.py (60 s) for the end, one worker busy with them while the other
-# had nothing left. Longest first, the last files to start are short ones.
+# The files that take longest, longest first (seconds of wall time on 2 workers, 2-core
+# AMD EPYC, measured per test on 2026-12-04).
+# pytest-xdist hands whole files (--dist loadfile) to whichever worker is free, in this
+# order (--no-loadscope-reorder: xdist would otherwise start the files with the most
+# tests first, and left test_remote_tracking.py, 100 s in 4 tests, and
+# test_transfer_from_run.py for the last minutes, one worker busy while the other had
+# nothing left). Longest first, the last files to start are short ones.
 LONGEST_FIRST = (
-    "test_backbone_rows.py",  # 175 s
-    "test_cluster.py",  # 140 s
-    "test_sweep.py",  # 130 s
-    "test_backbone_matrix.py",
-    "test_lab_server.py",
-    "test_remote_tracking.py",
-    "test_reliability.py",
-    "test_transfer_from_run.py",
-    "test_best_epoch.py",
+    "test_cluster.py",  # 330 s, mostly waiting on its SLURM jobs
+    "test_backbone_rows.py",  # 300 s
+    "test_sweep.py",  # 230 s
+    "test_backbone_matrix.py",  # 170 s
+    "test_lab_server.py",  # 106 s
+    "test_remote_tracking.py",  # 99 s
     "test_main_job.py",
-    "test_frozen_features.py",
     "test_image_folder_run.py",
-    "test_aggregate.py",
+    "test_reliability.py",
+    "test_best_epoch.py",
+    "test_frozen_features.py",
+    "test_transfer_from_run.py",
     "test_export.py",
-    "test_backbone_families.py",  # one test, 23 s
+    "test_explain.py",
+    "test_lr_find.py",
+    "test_aggregate.py",
     "test_phases.py",
     "test_docs.py",
-    "test_explain.py",
-    "test_compare.py",
+    "test_backbone_families.py",  # one test, 31 s
+    "test_config.py",
     "test_ui.py",
     "test_strategy.py",
-    "test_lr_find.py",
-    "test_packaging.py",  # 13 s; the files after it take seconds
+    "test_compare.py",
+    "test_quiet.py",
+    "test_predict.py",
+    "test_packaging.py",  # 9 s; the files after it take seconds
 )
 
 
