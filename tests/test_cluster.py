@@ -499,6 +499,11 @@ def test_how_a_job_ended_is_said_in_words(exit_code, said):
     gone = subprocess.CompletedProcess([], 1, "", "slurm_load_jobs error: Invalid job id")
     assert slurm_states.exit_detail("14_1", lambda *a, **k: gone) == ""
 
+    def no_scontrol(*args, **kwargs):
+        raise FileNotFoundError("scontrol")
+
+    assert slurm_states.exit_detail("14_1", no_scontrol) == ""
+
 
 def test_a_job_pending_for_good_is_said_once_with_what_starts_it(caplog):
     asked = []

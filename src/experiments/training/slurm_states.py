@@ -13,6 +13,7 @@ What happens to a job found over without a result: ``slurm_watch``.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -60,7 +61,11 @@ def exit_detail(job_id: str, run: Callable = subprocess.run) -> str:
     """How job ``job_id`` ended, as scontrol says, in words: ``exit code 137, SIGKILL``
     (a shell's 128 + 9 for a task or an srun killed by signal 9), ``signal 9 (SIGKILL)``
     (scontrol's ``ExitCode=0:9``); empty where scontrol no longer knows the job."""
-    answer = run(["scontrol", "--oneliner", "show", "job", job_id], capture_output=True, text=True)
+    try:
+        asked = ["scontrol", "--oneliner", "show", "job", job_id]
+        answer = run(asked, capture_output=True, text=True)
+    except OSError:  # no scontrol here: the state alone says it
+        return ""
     if answer.returncode != 0 or not answer.stdout.strip():
         return ""
     fields = dict(f.split("=", 1) for f in answer.stdout.splitlines()[0].split() if "=" in f)
@@ -75,8 +80,6 @@ def exit_detail(job_id: str, run: Callable = subprocess.run) -> str:
 
 
 def _signal_name(number: int) -> str:
-    import signal
-
     try:
         return signal.Signals(number).name
     except ValueError:
