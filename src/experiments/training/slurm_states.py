@@ -59,7 +59,7 @@ def states(job_ids: list[str], run: Callable = subprocess.run) -> dict[str, tupl
 
 def exit_detail(job_id: str, run: Callable = subprocess.run) -> str:
     """How job ``job_id`` ended, as scontrol says, in words: ``exit code 137, SIGKILL``
-    (a shell's 128 + 9 for a task or an srun killed by signal 9), ``signal 9 (SIGKILL)``
+    (a shell's 128 + 9 for a task or an srun killed by signal 9), ``signal 9, SIGKILL``
     (scontrol's ``ExitCode=0:9``); empty where scontrol no longer knows the job."""
     try:
         asked = ["scontrol", "--oneliner", "show", "job", job_id]
@@ -71,7 +71,7 @@ def exit_detail(job_id: str, run: Callable = subprocess.run) -> str:
     fields = dict(f.split("=", 1) for f in answer.stdout.splitlines()[0].split() if "=" in f)
     code, _, signal_number = fields.get("ExitCode", "").partition(":")
     if signal_number.isdigit() and int(signal_number):
-        return f"signal {signal_number} ({_signal_name(int(signal_number))})"
+        return f"signal {signal_number}, {_signal_name(int(signal_number))}"
     if code.isdigit() and int(code) > 128:
         return f"exit code {code}, {_signal_name(int(code) - 128)}"
     if code.isdigit() and int(code):
