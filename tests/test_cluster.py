@@ -236,11 +236,6 @@ def job_process(slurm, job: str, name: str) -> int:
     return tops[0]
 
 
-def training_process(slurm, job: str) -> int:
-    """The pid of the job's Python (submitit's task), on this one-node cluster."""
-    return job_process(slurm, job, "python")
-
-
 def stopped(pid: int) -> bool:
     """Whether the process ``pid`` is still stopped (by SIGSTOP); False once it is gone."""
     try:
@@ -269,7 +264,7 @@ def test_job_at_its_time_limit_is_requeued_and_resumes(workdir, slurm, tracking,
     with sweep(workdir, slurm, *overrides) as process:
         wait_for_epochs(tracking, process, 1)
         job = the_job(slurm)
-        task = training_process(slurm, job)
+        task = job_process(slurm, job, "python")  # submitit's task
         os.kill(task, signal.SIGSTOP)
         try:
             limit = minutes_run(slurm, job) + 2  # its SIGUSR2 due now: sent at SLURM's next check

@@ -42,7 +42,7 @@ def states(job_ids: list[str], run: Callable = subprocess.run) -> dict[str, tupl
             continue
         known.add(base)
         for line in answer.stdout.splitlines():
-            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            fields = _fields(line)
             state = (_as_submitit(fields.get("JobState", "")), fields.get("NodeList", ""))
             tasks = fields.get("ArrayTaskId")
             if not tasks:
@@ -68,7 +68,7 @@ def exit_detail(job_id: str, run: Callable = subprocess.run) -> str:
         return ""
     if answer.returncode != 0 or not answer.stdout.strip():
         return ""
-    fields = dict(f.split("=", 1) for f in answer.stdout.splitlines()[0].split() if "=" in f)
+    fields = _fields(answer.stdout.splitlines()[0])
     code, _, signal_number = fields.get("ExitCode", "").partition(":")
     if signal_number.isdigit() and int(signal_number):
         return f"signal {signal_number}, {_signal_name(int(signal_number))}"
@@ -77,6 +77,11 @@ def exit_detail(job_id: str, run: Callable = subprocess.run) -> str:
     if code.isdigit() and int(code):
         return f"exit code {code}"
     return ""
+
+
+def _fields(line: str) -> dict[str, str]:
+    """One job of ``scontrol --oneliner show job``: its ``Key=value`` fields."""
+    return dict(field.split("=", 1) for field in line.split() if "=" in field)
 
 
 def _signal_name(number: int) -> str:
