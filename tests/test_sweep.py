@@ -11,6 +11,7 @@ import time
 
 import mlflow
 import pytest
+from cores import whole_machine
 from helpers import in_process, run_cli, user_environment
 
 from experiments import cpus
@@ -70,6 +71,7 @@ def test_four_parallel_jobs_on_a_fresh_store_lose_no_run_and_no_metric(
         "mlflow.log_model=false",
         f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
+        machine=True,  # the four jobs share the machine's 2 cores
     )
     assert result.returncode == 0, failure_report(result, workdir)
     client, parents, children = tree(store_uri)
@@ -104,6 +106,7 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
         *QUICK,
         f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
+        machine=True,  # the threads each job gets depend on the machine's cores
     )
     assert result.returncode == 0, failure_report(result, workdir)
     client, parents, children = tree(store_uri)
@@ -259,6 +262,7 @@ def test_sweeps_started_together_stay_separate_sweeps(workdir, store_uri, fashio
             ],
             cwd=workdir,
             env=user_environment(),
+            preexec_fn=whole_machine,  # at once, on the machine's cores
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -296,6 +300,7 @@ def test_eight_sweeps_claiming_one_folder_each_get_their_own(tmp_path):
         subprocess.Popen(
             [sys.executable, "-c", claim, str(folder), str(release)],
             env=user_environment(),
+            preexec_fn=whole_machine,  # at once, on the machine's cores
             stdout=subprocess.PIPE,
             text=True,
         )
