@@ -17,7 +17,7 @@ import os
 
 _AFFINITY = hasattr(os, "sched_getaffinity")
 # Read when the worker imports this, before it is pinned: xdist starts it with every core.
-MACHINE = frozenset(os.sched_getaffinity(0)) if _AFFINITY else frozenset()
+MACHINE = frozenset(os.sched_getaffinity(0) if _AFFINITY else range(os.cpu_count() or 1))
 
 
 def worker_share(worker: str, workers: int, cores: list[int]) -> set[int]:
@@ -39,5 +39,5 @@ def pin_worker() -> None:
 
 def whole_machine() -> None:
     """``preexec_fn`` of a child that gets every core the session was started with."""
-    if _AFFINITY and MACHINE:
+    if _AFFINITY:
         os.sched_setaffinity(0, MACHINE)

@@ -12,7 +12,9 @@ streams, and wait for ever on a job that died without its result; here sacct is 
 once, the jobs are followed with scontrol (``experiments.training.slurm_states``), and a
 job over without a result is a failed job of the sweep (``slurm_watch``). A job PENDING
 for a reason that will not clear is said once (``slurm_pending``). A sweep stopped by
-Ctrl-C or SIGTERM cancels its jobs.
+Ctrl-C or SIGTERM cancels its jobs. The jobs' states are asked at least every ``POLL_S``
+seconds: submitit waits half the time since the last submission between two asks, up to
+10 minutes, so a sweep of hour-long jobs ended, or found a dead one, minutes late.
 """
 
 from __future__ import annotations
@@ -31,10 +33,13 @@ except ImportError:  # without the sweep extra Hydra scans this module too: no l
 
 log = logging.getLogger(__name__)
 
+POLL_S = 10  # the longest wait between two asks of the jobs' states (one command for all)
+
 if _Submitit is not None:
 
     class SlurmLauncher(_Submitit):
         def launch(self, job_overrides, initial_job_idx):
+            _poll_often()
             _follow_without_accounting()
             sweep_dir = Path(str(self.config.hydra.sweep.dir))
             with _dead_jobs_as_failed(sweep_dir), _stuck_jobs_said(), _cancel_on_stop():
@@ -69,6 +74,13 @@ def _interrupt_on_requeue() -> None:
             raise KeyboardInterrupt("SLURM requeued the job (time limit or preemption)") from None
 
     signal.signal(usr_signal, interrupt)
+
+
+def _poll_often() -> None:
+    """Ask the jobs' states at least every ``POLL_S`` seconds (submitit: up to 600)."""
+    from submitit.slurm.slurm import SlurmJob  # lazy, as the plugin's: Hydra scans plugins at start
+
+    SlurmJob.watcher._delay_s = min(SlurmJob.watcher._delay_s, POLL_S)
 
 
 def _follow_without_accounting() -> None:
