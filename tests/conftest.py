@@ -19,7 +19,6 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import cores  # noqa: E402
 import isolation  # noqa: E402  (sets the environment before the project imports anything)
 
 from experiments.data import fashion_mnist  # noqa: E402
@@ -27,7 +26,6 @@ from experiments.data import fashion_mnist  # noqa: E402
 
 def pytest_configure(config):
     isolation.start(config)
-    cores.pin_worker()  # before any TensorFlow starts its thread pools in this worker
 
 
 # The files that take longest, longest first (seconds of wall time on 2 workers, 2-core

@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from cores import whole_machine
 
 
 def user_environment() -> dict[str, str]:
@@ -26,17 +25,8 @@ def user_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
 
 
-def run_cli(
-    *overrides: str,
-    cwd: Path,
-    env: dict | None = None,
-    module: str = "experiments",
-    machine: bool = False,
-):
-    """Run ``python -m <module> overrides...`` as a user would; return the CompletedProcess.
-
-    On the worker's cores (``cores``), or with ``machine=True`` on all of them.
-    """
+def run_cli(*overrides: str, cwd: Path, env: dict | None = None, module: str = "experiments"):
+    """Run ``python -m <module> overrides...`` as a user would; return the CompletedProcess."""
     full_env = {**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", module, *overrides],
@@ -45,7 +35,6 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=600,
-        preexec_fn=whole_machine if machine else None,
     )
 
 
@@ -194,7 +183,6 @@ def start_server(tmp_path) -> tuple[str, subprocess.Popen]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its workers in one process group, to stop them all
-        preexec_fn=whole_machine,  # a server of its own, as on a machine of its own
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from cores import whole_machine
 from helpers import free_port, run_cli, start_server, stop, user_environment
 
 from experiments.errors import ConfigError
@@ -56,10 +55,7 @@ def slurm(tmp_path_factory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("slurm")
     ports = {"LOCAL_SLURM_CTLD_PORT": str(free_port()), "LOCAL_SLURM_SLURMD_PORT": str(free_port())}
     env = {**user_environment(), "LOCAL_SLURM_DIR": str(folder), **ports}
-    # The daemons on every core, as a node of its own: its jobs inherit slurmd's (task/none).
-    started = subprocess.run(
-        [SCRIPT, "start"], env=env, capture_output=True, text=True, preexec_fn=whole_machine
-    )
+    started = subprocess.run([SCRIPT, "start"], env=env, capture_output=True, text=True)
     assert started.returncode == 0, started.stdout + started.stderr
     try:
         yield {"SLURM_CONF": str(folder / "slurm.conf")}

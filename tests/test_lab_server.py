@@ -19,7 +19,6 @@ from pathlib import Path
 import isolation
 import mlflow
 import pytest
-from cores import whole_machine
 from helpers import free_port, in_process, run_cli, user_environment
 
 from experiments.commands import server as server_command
@@ -54,7 +53,6 @@ def _server_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProc
         capture_output=True,
         text=True,
         timeout=300,
-        preexec_fn=whole_machine,  # the lab's server, as on a machine of its own
     )
 
 

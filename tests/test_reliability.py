@@ -11,7 +11,6 @@ import time
 
 import mlflow
 import pytest
-from cores import whole_machine
 from helpers import (
     app_main,
     first_epoch_run_id,
@@ -289,7 +288,6 @@ def test_four_commands_opening_a_fresh_store_at_once_all_land(workdir):
         subprocess.Popen(
             [sys.executable, "-c", JOB, uri, str(go)],
             env=user_environment(),
-            preexec_fn=whole_machine,  # four terminals at once on the machine's cores
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -11,9 +11,9 @@ import time
 
 import mlflow
 import pytest
-from cores import MACHINE, whole_machine
 from helpers import in_process, run_cli, user_environment
 
+from experiments import cpus
 from experiments.commands import compare
 from experiments.tracking.sweeps import PARENT_FILE
 
@@ -70,7 +70,6 @@ def test_four_parallel_jobs_on_a_fresh_store_lose_no_run_and_no_metric(
         "mlflow.log_model=false",
         f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
-        machine=True,  # the four jobs share the machine's 2 cores
     )
     assert result.returncode == 0, failure_report(result, workdir)
     client, parents, children = tree(store_uri)
@@ -105,7 +104,6 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
         *QUICK,
         f"mlflow.tracking_uri={store_uri}",
         cwd=workdir,
-        machine=True,  # the threads each job gets depend on the machine's cores
     )
     assert result.returncode == 0, failure_report(result, workdir)
     client, parents, children = tree(store_uri)
@@ -116,7 +114,7 @@ def test_two_job_sweep_is_one_parent_with_two_finished_children(
     assert {c.info.status for c in children} == {"FINISHED"}
     assert {c.data.params["optimizer.lr"] for c in children} == {"0.001", "0.0001"}
     # Two jobs at once share the cores; one job at a time gets them all.
-    cores = len(MACHINE)  # the run's: it started on every core (machine=True)
+    cores = cpus.usable()
     expected = str(max(1, cores // 2) if launcher else cores)
     assert {c.data.params["runtime.threads"] for c in children} == {expected}
 
@@ -261,7 +259,6 @@ def test_sweeps_started_together_stay_separate_sweeps(workdir, store_uri, fashio
             ],
             cwd=workdir,
             env=user_environment(),
-            preexec_fn=whole_machine,  # at once, on the machine's cores
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -299,7 +296,6 @@ def test_eight_sweeps_claiming_one_folder_each_get_their_own(tmp_path):
         subprocess.Popen(
             [sys.executable, "-c", claim, str(folder), str(release)],
             env=user_environment(),
-            preexec_fn=whole_machine,  # at once, on the machine's cores
             stdout=subprocess.PIPE,
             text=True,
         )
