@@ -500,6 +500,25 @@ def test_how_a_job_ended_is_said_in_words(exit_code, said):
     assert slurm_states.exit_detail("14_1", no_scontrol) == ""
 
 
+def test_a_sweep_asks_its_jobs_states_every_10_s_however_long_they_have_run(monkeypatch):
+    from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
+
+    from hydra_plugins.experiments_slurm import slurm_launcher
+
+    watcher = SlurmInfoWatcher(delay_s=600)  # submitit's, for SLURM jobs
+    monkeypatch.setattr(SlurmJob, "watcher", watcher)
+    asked = []
+    monkeypatch.setattr(watcher, "update", lambda: asked.append(time.time()))
+    now = time.time()
+    watcher._start_time = now - 3600  # the sweep's last job was submitted an hour ago
+    watcher._last_status_check = now - slurm_launcher.POLL_S - 1
+    watcher.update_if_long_enough("standard")
+    assert asked == []  # submitit alone waits min(600, 3600 / 2) s between two asks
+    slurm_launcher._poll_often()  # as the launcher does before it submits
+    watcher.update_if_long_enough("standard")
+    assert len(asked) == 1
+
+
 def test_a_job_pending_for_good_is_said_once_with_what_starts_it(caplog):
     asked = []
 
