@@ -519,6 +519,43 @@ def test_a_sweep_asks_its_jobs_states_every_10_s_however_long_they_have_run(monk
     assert len(asked) == 1
 
 
+def test_jobs_that_died_together_wait_for_their_results_together(tmp_path, monkeypatch):
+    """submitit waits 15 s for a result file, job after job; a sweep with three jobs
+    cancelled at once waited 45 s. Counted from the poll that saw them over: 15 s."""
+    import submitit.core.core as submitit_core
+    from submitit.core.utils import UncompletedJobError
+    from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
+
+    from hydra_plugins.experiments_slurm import slurm_launcher
+
+    class Clock:  # submitit's and the launcher's clock: sleeping moves it, nothing waits
+        now = 1_000_000.0
+
+        def time(self):
+            return self.now
+
+        def sleep(self, seconds):
+            self.now += seconds
+
+    clock = Clock()
+    monkeypatch.setattr(submitit_core, "_time", clock)
+    monkeypatch.setattr(slurm_launcher, "time", clock)
+    watcher = SlurmInfoWatcher(delay_s=600)
+    monkeypatch.setattr(SlurmJob, "watcher", watcher)
+    monkeypatch.setattr(watcher, "update", lambda: None)  # no SLURM: the states are set here
+    jobs = [SlurmJob(tmp_path, f"7_{task}") for task in range(3)]
+    with slurm_launcher._grace_from_the_end():
+        for job in jobs:
+            watcher._info_dict[job.job_id] = {"State": "CANCELLED"}
+        watcher.update()  # the poll that sees them over
+        started = clock.now
+        for job in jobs:
+            with pytest.raises(UncompletedJobError, match="has not produced any output"):
+                job.results()
+    assert clock.now - started == pytest.approx(SlurmJob._results_timeout_s, abs=1.5)
+    assert SlurmJob._get_outcome_and_result is submitit_core.Job._get_outcome_and_result
+
+
 def test_a_job_pending_for_good_is_said_once_with_what_starts_it(caplog):
     asked = []
 

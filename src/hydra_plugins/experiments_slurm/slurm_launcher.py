@@ -23,6 +23,7 @@ import contextlib
 import logging
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,12 @@ if _Submitit is not None:
             _poll_often()
             _follow_without_accounting()
             sweep_dir = Path(str(self.config.hydra.sweep.dir))
-            with _dead_jobs_as_failed(sweep_dir), _stuck_jobs_said(), _cancel_on_stop():
+            with (
+                _dead_jobs_as_failed(sweep_dir),
+                _grace_from_the_end(),
+                _stuck_jobs_said(),
+                _cancel_on_stop(),
+            ):
                 return super().launch(job_overrides, initial_job_idx)
 
         def __call__(self, *args: Any, **kwargs: Any):
@@ -132,6 +138,37 @@ def _dead_jobs_as_failed(sweep_dir: Path):
         yield
     finally:
         SlurmJob.results = original
+
+
+@contextlib.contextmanager
+def _grace_from_the_end():
+    """submitit gives a job that is over ``_results_timeout_s`` (15 s) for its result file to
+    show (a slow shared file system), counted from when the launcher asks for the result;
+    the launcher asks job after job, so a sweep whose n jobs died together waited n x 15 s.
+    Here each job's grace counts from the poll that first saw it over: they wait together."""
+    from submitit.slurm.slurm import SlurmJob
+
+    watcher, ended_at = SlurmJob.watcher, {}
+    update, outcome = watcher.update, SlurmJob._get_outcome_and_result
+
+    def noting_update():
+        update()
+        now = time.time()
+        for job_id in watcher._registered - ended_at.keys():
+            if watcher.is_done(job_id, mode="cache"):
+                ended_at[job_id] = now
+
+    def outcome_after_grace(job):
+        ended = ended_at.get(job.job_id)
+        if ended is not None:  # else submitit's own grace, from now
+            job._results_timeout_s = max(0.0, SlurmJob._results_timeout_s - (time.time() - ended))
+        return outcome(job)
+
+    watcher.update, SlurmJob._get_outcome_and_result = noting_update, outcome_after_grace
+    try:
+        yield
+    finally:
+        watcher.update, SlurmJob._get_outcome_and_result = update, outcome
 
 
 @contextlib.contextmanager
