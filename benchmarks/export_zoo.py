@@ -3,6 +3,7 @@
     python benchmarks/export_zoo.py                  # every backbone (about 40 min, 2 cores)
     python benchmarks/export_zoo.py mobilenet vgg16  # some
     python benchmarks/export_zoo.py --write          # and into RESULTS.md, this CPU's section
+    python benchmarks/export_zoo.py --noise resnet152   # Keras against itself, no export
 
 Each backbone is built as a run builds it (``models.build``: preprocessing, base, head) at
 its minimum input size with random weights (ImageNet weights cannot be had here), 3
@@ -43,8 +44,8 @@ MEMORY = 18 * 2**30  # each backbone's process: tf2onnx held 23.6 GB for ConvNeX
 TIMEOUT = 900  # seconds per backbone
 
 
-def one(name: str, report=lambda verdicts: None) -> dict[str, str]:
-    """Each format's verdict for backbone ``name``: ``pass``, or why not (short)."""
+def prepared(name: str):
+    """Backbone ``name`` as the table checks it, its inference model and the 64 images."""
     import keras
 
     row = models.spec(name)
@@ -62,7 +63,14 @@ def one(name: str, report=lambda verdicts: None) -> dict[str, str]:
     images = np.random.default_rng(0).uniform(0, 255, (IMAGES, size, size, channels))
     images = images.astype(np.float32)
     _normalise_on(built, images)
-    model = source.inference_model(built)
+    return source.inference_model(built), images
+
+
+def one(name: str, report=lambda verdicts: None) -> dict[str, str]:
+    """Each format's verdict for backbone ``name``: ``pass``, or why not (short)."""
+    import keras
+
+    model, images = prepared(name)
     reference = np.asarray(model.predict_on_batch(images))
     verdicts = {"spread": f"{reference.std(axis=0).mean():.0e}"}
     report(verdicts)
@@ -82,6 +90,15 @@ def one(name: str, report=lambda verdicts: None) -> dict[str, str]:
             report(verdicts)
     keras.backend.clear_session()
     return verdicts
+
+
+def noise(name: str) -> float:
+    """The largest difference in probability between two ways Keras itself runs the same
+    model on the same images: its graph (``predict_on_batch``, the gate's reference) and an
+    eager call. Where it nears the gate's 1e-3, so will any exported file."""
+    model, images = prepared(name)
+    graph = np.asarray(model.predict_on_batch(images))
+    return float(np.abs(graph - np.asarray(model(images, training=False))).max())
 
 
 def _normalise_on(model, images: np.ndarray) -> None:
@@ -134,12 +151,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="*", help="backbones (default: all)")
     parser.add_argument("--write", action="store_true", help="into RESULTS.md")
+    parser.add_argument("--noise", action="store_true", help="Keras graph against eager only")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: one backbone, as JSON
     args = parser.parse_args()
     if args.one:
         one(args.one, lambda verdicts: print(json.dumps(verdicts), flush=True))
         return
     names = args.names or models.names()
+    if args.noise:
+        print(machine(), flush=True)
+        for name in names:
+            print(f"{name}: max |dp| Keras graph against eager {noise(name):.1e}", flush=True)
+        return
     lines = [
         machine(),
         "",
