@@ -66,3 +66,44 @@ def test_a_server_killed_mid_answer_counts_as_gone_and_a_refusal_does_not():
     assert outbox.is_unreachable(cut)
     assert outbox.is_unreachable(ConnectionRefusedError("[Errno 111] Connection refused"))
     assert not outbox.is_unreachable(MlflowException("INVALID_PARAMETER_VALUE: bad metric name"))
+
+
+def test_a_run_whose_server_is_gone_asks_its_health_and_replays_once_it_answers(
+    tmp_path, monkeypatch
+):
+    """Asked whether a stopped server is back, the outbox does not go through MLflow's
+    client (which retried for 3 to 4 s, stalling training at each question): one health
+    check, refused at once. Once the server answers, what was kept is sent."""
+    import http.server
+    import threading
+    import time
+
+    from helpers import free_port
+
+    from experiments.tracking import outbox
+
+    port = free_port()
+    sent = []
+    monkeypatch.setattr(outbox.replay, "send_kept", lambda folder: sent.append(folder))
+    box = outbox.Outbox(tmp_path / "unsent", f"http://127.0.0.1:{port}", wait_s=0.0)
+    box.reason = "gone"  # given up on, as after a failed call
+    began = time.monotonic()
+    assert not box.reconnect(now=True)
+    assert time.monotonic() - began < 1.0 and sent == []  # not asked through MLflow
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", port), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert box.reconnect(now=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sent == [tmp_path / "unsent"] and not box.offline

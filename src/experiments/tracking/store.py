@@ -17,6 +17,7 @@ import numpy as np
 
 from experiments.errors import TrackingError, first_line
 from experiments.folders import ensure_writable
+from experiments.tracking import health
 from experiments.uris import redact, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def check_server(uri: str, timeout: float = 10.0, wait_s: float = 0.0) -> None:
     does not answer is asked again for up to ``wait_s`` seconds: it may be restarting.
     """
     deadline = time.monotonic() + wait_s
-    reason = _unanswered(uri, timeout)
+    reason = health.unanswered(uri, timeout)
     if reason is not None and wait_s > 0:
         log.warning(
             "The tracking server %s does not answer (%s); waiting up to %.0f s for it "
@@ -162,35 +163,12 @@ def check_server(uri: str, timeout: float = 10.0, wait_s: float = 0.0) -> None:
         )
         while reason is not None and time.monotonic() < deadline:
             time.sleep(2.0)
-            reason = _unanswered(uri, timeout)
+            reason = health.unanswered(uri, timeout)
     if reason is not None:
         raise TrackingError(
             f"mlflow.tracking_uri={redact(uri)}: the tracking server does not answer ({reason}); "
             "start it, fix the URI, or leave mlflow.tracking_uri unset for the local store"
         )
-
-
-def _unanswered(uri: str, timeout: float) -> str | None:
-    """Why the server at ``uri`` did not answer its health check; None when it did."""
-    import base64
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    parts = urllib.parse.urlsplit(uri)
-    netloc = parts.netloc.rpartition("@")[2]
-    request = urllib.request.Request(f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}/health")
-    if parts.username is not None:  # user:password@ in the URI: send it as MLflow's client does
-        user, password = (urllib.parse.unquote(v or "") for v in (parts.username, parts.password))
-        token = f"{user}:{password}"
-        request.add_header("Authorization", "Basic " + base64.b64encode(token.encode()).decode())
-    try:
-        urllib.request.urlopen(request, timeout=timeout).close()
-    except urllib.error.HTTPError:
-        return None  # it answered: a proxy or an older server without /health
-    except (OSError, ValueError) as exc:
-        return str(getattr(exc, "reason", exc))
-    return None
 
 
 def run_name(cfg, varying: list[str] = ()) -> str:
