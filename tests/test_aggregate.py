@@ -172,6 +172,13 @@ def test_single_runs_are_tested_image_by_image_and_adjusted_for_multiplicity(sto
     assert "McNemar's exact test on the images; Holm-adjusted over 2 comparison(s)" in text
     assert "?: optimizer.lr=0.03: not tested (no saved predictions" in text
     assert "[0.8256, 0.9448]" in text  # 90 of 100, with its honest interval
+    # A trial its search pruned saved no predictions by design: said so, not "from before".
+    [lr_03] = [
+        r for r in client.search_runs([experiment_id]) if r.data.params["optimizer.lr"] == "0.03"
+    ]
+    client.set_tag(lr_03.info.run_id, "optuna.state", "PRUNED")
+    sets = summary.report(client, client.search_runs([experiment_id]), "test_accuracy")
+    assert "pruned by its search" in sets[0].groups[3]["method"]
 
 
 def test_runs_on_different_evaluation_sets_are_never_ranked_together(store_uri):

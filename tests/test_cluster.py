@@ -556,6 +556,27 @@ def test_jobs_that_died_together_wait_for_their_results_together(tmp_path, monke
     assert SlurmJob._get_outcome_and_result is submitit_core.Job._get_outcome_and_result
 
 
+def test_a_search_launching_trial_after_trial_says_once_that_sacct_cannot_answer(
+    tmp_path, monkeypatch, caplog
+):
+    """The Optuna sweeper launches each trial on its own: the launcher asked sacct, and
+    said it could not answer, at every trial (seen in a 6-trial SLURM search)."""
+    from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
+
+    from hydra_plugins.experiments_slurm import slurm_launcher
+
+    sacct = tmp_path / "sacct"
+    sacct.write_text("#!/bin/sh\necho 'Slurm accounting storage is disabled' >&2\nexit 1\n")
+    sacct.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(SlurmJob, "watcher", SlurmInfoWatcher(delay_s=600))
+    with caplog.at_level("WARNING", logger=slurm_launcher.__name__):
+        for _ in range(3):  # three trials
+            slurm_launcher._follow_without_accounting()
+    said = [r.getMessage() for r in caplog.records if "sacct cannot report" in r.getMessage()]
+    assert len(said) == 1 and "accounting storage is disabled" in said[0]
+
+
 def test_a_job_pending_for_good_is_said_once_with_what_starts_it(caplog):
     asked = []
 

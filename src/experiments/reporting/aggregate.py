@@ -103,6 +103,8 @@ def _p_value(best: dict, other: dict, key: str, predictions) -> tuple[float | No
         return None, "fewer than 2 seeds shared with the best"
     if not key.endswith("accuracy"):
         return None, f"{key} is not an accuracy: no image-by-image test"
+    if any(g["runs"][0].get("search_state") == "PRUNED" for g in (best, other)):
+        return None, "pruned by its search, which saves no predictions"
     part = "test" if key.startswith("test_") else "val"
     saved = [
         predictions(g["runs"][0]["run_id"], part) if predictions else None for g in (best, other)

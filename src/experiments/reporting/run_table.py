@@ -90,6 +90,7 @@ def _row(run, key: str) -> dict:
         low, high = stats.wilson_interval(row["test_accuracy"], row["sizes"]["test"])
         row["test_acc_low"], row["test_acc_high"] = low, high
     row["evaluation"] = evaluation_sets.key(run)
+    row["search_state"] = run.data.tags.get("optuna.state")  # PRUNED: stopped by its search
     row["configuration"] = tuple(
         sorted((k, v) for k, v in run.data.params.items() if not k.startswith(NOT_CONFIGURATION))
     )

@@ -90,9 +90,13 @@ def _poll_often() -> None:
 
 
 def _follow_without_accounting() -> None:
-    """Where sacct cannot answer, follow the jobs with scontrol (``slurm_states``)."""
+    """Where sacct cannot answer, follow the jobs with scontrol (``slurm_states``). Asked once
+    per process: a search launches its trials one by one, and said it at each."""
     from submitit.slurm.slurm import SlurmJob  # lazy, as the plugin's: Hydra scans plugins at start
 
+    if getattr(SlurmJob.watcher, "_sacct_asked", False):
+        return
+    SlurmJob.watcher._sacct_asked = True
     from experiments.training import slurm_states
 
     try:
