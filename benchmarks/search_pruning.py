@@ -1,12 +1,15 @@
 """Median pruning against no pruning on a learning-rate search (issue 29's goal).
 
     python benchmarks/search_pruning.py [--trials 20] [--limit 4000] [--epochs 8] [--write]
+    python benchmarks/search_pruning.py --pruners none median \
+        '{_target_:optuna.pruners.MedianPruner,n_startup_trials:4}'   # other settings too
 
 Two searches through the real command line, each into a fresh store: hparams_search=optuna
 over the learning rate alone (log scale, 1e-5 to 1e-1; batch size and dropout fixed) of
 the compact CNN on a Fashion-MNIST subset, joblib with 2 jobs, the same seed (so the same
 first 10 trials); one with hydra.sweeper.pruner=median, one with none. Printed: wall
-times, best validation accuracy, trials completed, pruned and failed, and the ratios.
+times, best validation accuracy, trials completed, pruned and failed, and the ratios
+(``--pruners``: other pruners too, each against the first).
 Goal: median pruning within 0.5 point of the best val_accuracy in at most 0.6x the time.
 """
 
@@ -77,21 +80,34 @@ def epochs_trained(uri: str) -> int:
     return sum(len(client.get_metric_history(r.info.run_id, "val_accuracy")) for r in trials)
 
 
+def _against(base: dict, row: dict) -> str:
+    """``row``'s time, best accuracy and epochs against those of ``base`` (no pruning)."""
+    ratio = row["seconds"] / base["seconds"]
+    gap = 100 * (base["best"] - row["best"])
+    verdict = "met" if ratio <= 0.6 and gap <= 0.5 else "missed"
+    return (
+        f"{row['pruner']}/{base['pruner']} wall time: {ratio:.2f}; best val_accuracy "
+        f"{gap:+.2f} points below {base['pruner']}'s (goal: <= 0.6 and within 0.5 point: "
+        f"{verdict}); epochs trained: {row['epochs'] / base['epochs']:.2f} of "
+        f"{base['pruner']}'s, the least the time could be with nothing but epochs to pay"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--limit", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--write", action="store_true", help="write the part in RESULTS.md")
+    parser.add_argument(
+        "--pruners", nargs="+", default=["none", "median"], help="each against the first"
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     rows = []
-    for pruner in ("none", "median"):
+    for pruner in args.pruners:
         rows.append(search(pruner, args.trials, args.limit, args.epochs))
         print(rows[-1], flush=True)
-    none, median = rows
-    ratio = median["seconds"] / none["seconds"]
-    gap = 100 * (none["best"] - median["best"])
     table = [
         "| pruner | wall time (s) | best val_accuracy | its lr | trials | epochs trained |",
         "|---|---:|---:|---:|---|---:|",
@@ -101,13 +117,7 @@ def main() -> None:
             for r in rows
         ),
     ]
-    verdict = "met" if ratio <= 0.6 and gap <= 0.5 else "missed"
-    summary = (
-        f"median/none wall time: {ratio:.2f}; best val_accuracy {gap:+.2f} points below none's "
-        f"(goal: <= 0.6 and within 0.5 point: {verdict}); epochs trained: "
-        f"{median['epochs'] / none['epochs']:.2f} of none's, the least the time could be "
-        "with nothing but epochs to pay"
-    )
+    summary = "\n".join(_against(rows[0], row) for row in rows[1:])
     print("\n".join(table) + "\n" + summary)
     if args.write:
         text = (
@@ -118,8 +128,10 @@ def main() -> None:
             "the 6th trial, at every epoch).\n\n" + "\n".join(table) + f"\n\n{summary}\n"
         )
         command = "python benchmarks/search_pruning.py " + " ".join(
-            f"--{k} {v}" for k, v in vars(args).items() if k != "write"
+            f"--{k} {v}" for k, v in vars(args).items() if k not in ("write", "pruners")
         )
+        if args.pruners != ["none", "median"]:
+            command += " --pruners " + " ".join(f"'{p}'" for p in args.pruners)
         write_part(cpu_kind(), "search", command + " --write", text)
 
 
