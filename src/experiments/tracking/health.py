@@ -9,14 +9,16 @@ whether it is back (``outbox``).
 
 from __future__ import annotations
 
-import base64
-import urllib.error
-import urllib.parse
-import urllib.request
-
 
 def unanswered(uri: str, timeout: float) -> str | None:
     """Why the server at ``uri`` did not answer its health check; None when it did."""
+    # Here, not at the top: every command imports this module (through ``store``), and
+    # ``--help`` or a bad override should not pay for urllib.request (about 12 ms).
+    import base64
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
     parts = urllib.parse.urlsplit(uri)
     netloc = parts.netloc.rpartition("@")[2]
     request = urllib.request.Request(f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}/health")
