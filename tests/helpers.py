@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from experiments.labserver import mlflow_server
+
 
 def user_environment() -> dict[str, str]:
     """This process's environment as a user's shell would have it.
@@ -179,7 +181,9 @@ def start_server(tmp_path) -> tuple[str, subprocess.Popen]:
             "--workers",
             "1",
         ],
-        env=user_environment(),
+        # As the lab server runs it (labserver/mlflow_server.py): without MLflow's job
+        # runner, whose processes cost each server 30 CPU seconds and no test uses.
+        env={**mlflow_server.WITHOUT_JOBS, **user_environment()},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its workers in one process group, to stop them all

@@ -278,18 +278,39 @@ def test_stop_ends_exactly_what_start_started(lab, as_user):
     state = json.loads((lab.folder / "server.json").read_text())
     server_pid = state["mlflow"]["pid"]
     postmaster = int((lab.cluster().data / "postmaster.pid").read_text().split()[0])
+    started = _session(server_pid)  # the server's own session (start_new_session)
+    assert any("mlflow server" in line for line in started.values()), started
+    # Without MLflow's job runner and its Huey consumers (labserver/mlflow_server.py).
+    assert not [line for line in started.values() if "huey" in line or "jobs." in line], started
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         stopped = _server_cli("stop", f"folder={lab.folder}")
         assert stopped.returncode == 0, stopped.stderr
         for pid in (server_pid, postmaster):
             assert not Path(f"/proc/{pid}").exists() or _zombie(pid), pid
+        assert not {pid for pid in _session(server_pid) if not _zombie(pid)}  # workers too
         assert bystander.poll() is None  # another program lives on
         status = _server_cli("status", f"folder={lab.folder}")
         assert status.returncode == 1 and "stopped" in status.stdout
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def _session(sid: int) -> dict[int, str]:
+    """The command lines of the processes in session ``sid``, by pid."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == sid:  # after the name: state, ppid, pgrp, session
+                    found[int(entry.name)] = (
+                        (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                    )
+            except OSError:
+                continue
+    return found
 
 
 def _zombie(pid: int) -> bool:
