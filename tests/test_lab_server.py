@@ -288,7 +288,10 @@ def test_stop_ends_exactly_what_start_started(lab, as_user):
         assert stopped.returncode == 0, stopped.stderr
         for pid in (server_pid, postmaster):
             assert not Path(f"/proc/{pid}").exists() or _zombie(pid), pid
-        assert not {pid for pid in _session(server_pid) if not _zombie(pid)}  # workers too
+        deadline = time.monotonic() + 10  # its workers end with it, a moment after
+        while (left := _session(server_pid, alive=True)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not left, left
         assert bystander.poll() is None  # another program lives on
         status = _server_cli("status", f"folder={lab.folder}")
         assert status.returncode == 1 and "stopped" in status.stdout
@@ -297,13 +300,15 @@ def test_stop_ends_exactly_what_start_started(lab, as_user):
         bystander.wait()
 
 
-def _session(sid: int) -> dict[int, str]:
-    """The command lines of the processes in session ``sid``, by pid."""
+def _session(sid: int, alive: bool = False) -> dict[int, str]:
+    """The command lines of the processes in session ``sid`` (``alive``: not zombies)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if alive and fields[0] == "Z":
+                    continue
                 if int(fields[3]) == sid:  # after the name: state, ppid, pgrp, session
                     found[int(entry.name)] = (
                         (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
