@@ -21,7 +21,7 @@ from experiments.labserver import process, secrets
 
 ADMIN = "admin"
 # MLflow 3's server also starts a job runner and a Huey consumer process per kind of job
-# (its GenAI evaluations, scorers and trace roll-ups), which a lab tracking runs never uses:
+# (its GenAI evaluations, scorers and trace roll-ups), which a lab that tracks runs never uses:
 # 23 processes and 40-43 CPU seconds at start against 7 and 9 without them (2-core AMD
 # EPYC, 2026-12-05). Left off unless the environment says MLFLOW_SERVER_ENABLE_JOB_EXECUTION.
 WITHOUT_JOBS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
