@@ -50,7 +50,7 @@ def _comp(value: int) -> int:
 
 
 def read(path: Path) -> dict[int, dict]:
-    """The processes in an accounting file, by pid: parent, name, CPU seconds, exit code."""
+    """The processes in an accounting file, by pid: parent, name and CPU seconds."""
     data = path.read_bytes()
     processes = {}
     for offset in range(0, len(data) - RECORD.size + 1, RECORD.size):
@@ -60,7 +60,7 @@ def read(path: Path) -> dict[int, dict]:
         pid, ppid = fields[6], fields[7]
         cpu = (_comp(fields[10]) + _comp(fields[11])) / TICKS
         name = fields[18].split(b"\0")[0].decode(errors="replace")
-        processes[pid] = {"ppid": ppid, "name": name, "cpu": cpu, "exit": fields[3]}
+        processes[pid] = {"ppid": ppid, "name": name, "cpu": cpu}
     return processes
 
 
@@ -88,8 +88,8 @@ def part(pid: int, processes: dict[int, dict], commands: dict[int, str]) -> str:
         return "pytest"
     if said(EXPERIMENTS, above):
         return "jobs"  # something a command started (a multiprocessing child...)
-    for key in ("postgres", "chrom", "pip", "git", "sh"):
-        if names[0].startswith(key):
+    for key, prefix in PROGRAMS:
+        if names[0].startswith(prefix):
             return key
     return f"other: {names[0]}"
 
@@ -98,6 +98,7 @@ def part(pid: int, processes: dict[int, dict], commands: dict[int, str]) -> str:
 EXPERIMENTS = ("-m experiments", "experiments/__main__")
 WORKERS = ("joblib.externals.loky", "submitit.core")  # a sweep's job processes
 PYTEST = ("bin/pytest", "-m pytest", "exec(eval(sys.stdin.readline()))")  # and xdist's workers
+PROGRAMS = (("postgres", "postgres"), ("chromium", "chrom"), ("pip", "pip"), ("git", "git"))
 SERVICES = (
     ("mlflow server", ("mlflow server", "mlflow.server", "gunicorn", "uvicorn")),
     ("docs (sphinx)", ("sphinx",)),
