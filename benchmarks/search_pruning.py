@@ -1,6 +1,7 @@
 """Median pruning against no pruning on a learning-rate search (issue 29's goal).
 
     python benchmarks/search_pruning.py [--trials 20] [--limit 4000] [--epochs 8] [--write]
+    python benchmarks/search_pruning.py --seeds 1 2 3               # several seeds, alternated
     python benchmarks/search_pruning.py --pruners none median \
         '{_target_:optuna.pruners.MedianPruner,n_startup_trials:4}'   # other settings too
 
@@ -20,14 +21,14 @@ import re
 import tempfile
 from pathlib import Path
 
-from common import cpu_kind, machine, run
+from common import cpu_kind, machine, median, run
 from results import write_part
 
 COUNTS = re.compile(r"ran (\d+) trials: (\d+) completed, (\d+) pruned, (\d+) failed")
 BEST = re.compile(r"Best trial: #(\d+) val_accuracy=([0-9.]+) \(optimizer.lr=([0-9.e+-]+)\)")
 
 
-def search(pruner: str, trials: int, limit: int, epochs: int) -> dict:
+def search(pruner: str, trials: int, limit: int, epochs: int, seed: int = 42) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         seconds, result = run(
             [
@@ -35,6 +36,7 @@ def search(pruner: str, trials: int, limit: int, epochs: int) -> dict:
                 "experiments",
                 "-m",
                 "hparams_search=optuna",
+                f"seed={seed}",  # the sampler's, and each trial's split, weights and shuffling
                 "hydra/launcher=joblib",
                 "hydra.launcher.n_jobs=2",
                 "hydra.sweeper.n_jobs=2",
@@ -62,6 +64,7 @@ def search(pruner: str, trials: int, limit: int, epochs: int) -> dict:
     ran, done, pruned, failed = (int(n) for n in counts.groups())
     return {
         "pruner": pruner,
+        "seed": seed,
         "seconds": seconds,
         "best": float(best[2]),
         "best_lr": best[3],
@@ -82,15 +85,49 @@ def epochs_trained(uri: str) -> int:
 
 def _against(base: dict, row: dict) -> str:
     """``row``'s time, best accuracy and epochs against those of ``base`` (no pruning)."""
-    ratio = row["seconds"] / base["seconds"]
-    gap = 100 * (base["best"] - row["best"])
+    ratio, gap = _ratio(base, row), _gap(base, row)
     verdict = "met" if ratio <= 0.6 and gap <= 0.5 else "missed"
     return (
-        f"{row['pruner']}/{base['pruner']} wall time: {ratio:.2f}; best val_accuracy "
-        f"{gap:+.2f} points below {base['pruner']}'s (goal: <= 0.6 and within 0.5 point: "
-        f"{verdict}); epochs trained: {row['epochs'] / base['epochs']:.2f} of "
+        f"seed {row['seed']}, {row['pruner']}/{base['pruner']} wall time: {ratio:.2f}; best "
+        f"val_accuracy {gap:+.2f} points below {base['pruner']}'s (goal: <= 0.6 and within 0.5 "
+        f"point: {verdict}); epochs trained: {row['epochs'] / base['epochs']:.2f} of "
         f"{base['pruner']}'s, the least the time could be with nothing but epochs to pay"
     )
+
+
+def _ratio(base: dict, row: dict) -> float:
+    return row["seconds"] / base["seconds"]
+
+
+def _gap(base: dict, row: dict) -> float:
+    return 100 * (base["best"] - row["best"])
+
+
+def measure(args) -> list[dict]:
+    """Every pruner on every seed; the order alternates from one seed to the next."""
+    rows = []
+    for i, seed in enumerate(args.seeds):
+        for pruner in args.pruners if i % 2 == 0 else list(reversed(args.pruners)):
+            rows.append(search(pruner, args.trials, args.limit, args.epochs, seed))
+            print(rows[-1], flush=True)
+    return rows
+
+
+def summarise(rows: list[dict], pruners: list[str]) -> str:
+    """Each pruner against the first, seed by seed, then over the seeds (median, worst)."""
+    base = {r["seed"]: r for r in rows if r["pruner"] == pruners[0]}
+    lines = [_against(base[r["seed"]], r) for r in rows if r["pruner"] != pruners[0]]
+    if len(base) > 1:
+        for pruner in pruners[1:]:
+            mine = [r for r in rows if r["pruner"] == pruner]
+            ratios = [_ratio(base[r["seed"]], r) for r in mine]
+            gaps = [_gap(base[r["seed"]], r) for r in mine]
+            lines.append(
+                f"over seeds {', '.join(str(r['seed']) for r in mine)}, {pruner}: wall time "
+                f"median {median(ratios):.2f} (each {', '.join(f'{x:.2f}' for x in ratios)}); "
+                f"best val_accuracy at worst {max(gaps):+.2f} points below {pruners[0]}'s"
+            )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -98,38 +135,42 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--limit", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[42], help="the sampler's and the trials'"
+    )
     parser.add_argument("--write", action="store_true", help="write the part in RESULTS.md")
     parser.add_argument(
         "--pruners", nargs="+", default=["none", "median"], help="each against the first"
     )
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
-    rows = []
-    for pruner in args.pruners:
-        rows.append(search(pruner, args.trials, args.limit, args.epochs))
-        print(rows[-1], flush=True)
+    rows = measure(args)
     table = [
-        "| pruner | wall time (s) | best val_accuracy | its lr | trials | epochs trained |",
-        "|---|---:|---:|---:|---|---:|",
+        "| seed | pruner | wall time (s) | best val_accuracy | its lr | trials | epochs trained |",
+        "|---:|---|---:|---:|---:|---|---:|",
         *(
-            f"| {r['pruner']} | {r['seconds']:.1f} | {r['best']:.4f} | {r['best_lr']} | "
-            f"{r['counts']} | {r['epochs']} |"
+            f"| {r['seed']} | {r['pruner']} | {r['seconds']:.1f} | {r['best']:.4f} | "
+            f"{r['best_lr']} | {r['counts']} | {r['epochs']} |"
             for r in rows
         ),
     ]
-    summary = "\n".join(_against(rows[0], row) for row in rows[1:])
+    summary = summarise(rows, args.pruners)
     print("\n".join(table) + "\n" + summary)
     if args.write:
         text = (
             f"### Pruning a learning-rate search\n\nMachine: {machine()}\n\n"
             f"{args.trials} trials each, joblib with 2 jobs, compact CNN, Fashion-MNIST "
             f"{args.limit} training images, {args.epochs} epochs, the learning rate alone "
-            "(log scale, 1e-5 to 1e-1), seed 42; median: Optuna's MedianPruner defaults (from "
-            "the 6th trial, at every epoch).\n\n" + "\n".join(table) + f"\n\n{summary}\n"
+            f"(log scale, 1e-5 to 1e-1), seeds {', '.join(map(str, args.seeds))} (the order "
+            "of the pruners alternates from seed to seed); median: Optuna's MedianPruner "
+            "defaults (from the 6th trial, at every epoch).\n\n"
+            + "\n".join(table)
+            + f"\n\n{summary}\n"
         )
         command = "python benchmarks/search_pruning.py " + " ".join(
-            f"--{k} {v}" for k, v in vars(args).items() if k not in ("write", "pruners")
+            f"--{k} {v}" for k, v in vars(args).items() if k not in ("write", "pruners", "seeds")
         )
+        command += " --seeds " + " ".join(map(str, args.seeds))
         if args.pruners != ["none", "median"]:
             command += " --pruners " + " ".join(f"'{p}'" for p in args.pruners)
         write_part(cpu_kind(), "search", command + " --write", text)

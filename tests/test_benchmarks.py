@@ -29,3 +29,27 @@ def test_the_committed_results_parse_into_sections_per_cpu():
     assert results.merge(text, "none", {}).startswith(text.rstrip("\n"))
     kinds = [m["kind"] for m in results._SECTION.finditer(text)]
     assert kinds and all("(" in kind for kind in kinds)  # each names the CPU's features
+
+
+def test_the_pruning_summary_judges_each_seed_against_its_own_unpruned_search():
+    import search_pruning
+
+    def row(seed, pruner, seconds, best, epochs):
+        return {"seed": seed, "pruner": pruner, "seconds": seconds, "best": best,
+                "epochs": epochs}  # fmt: skip
+
+    rows = [
+        row(1, "none", 100.0, 0.93, 200), row(1, "median", 55.0, 0.928, 110),
+        row(2, "median", 70.0, 0.90, 130), row(2, "none", 200.0, 0.92, 200),
+    ]  # fmt: skip
+    text = search_pruning.summarise(rows, ["none", "median"])
+    first, second, over = text.splitlines()
+    assert first.startswith("seed 1, median/none wall time: 0.55;") and "+0.20 points" in first
+    assert "met" in first and "epochs trained: 0.55" in first
+    # seed 2 is judged against seed 2's own search (200 s), not seed 1's (100 s)
+    assert second.startswith("seed 2, median/none wall time: 0.35;") and "missed" in second
+    assert "+2.00 points" in second  # too far below: missed although faster
+    assert over == (
+        "over seeds 1, 2, median: wall time median 0.45 (each 0.55, 0.35); "
+        "best val_accuracy at worst +2.00 points below none's"
+    )
