@@ -46,6 +46,8 @@ def trained(tmp_path_factory):
                     "trainer.verbose=0",
                     "cost=quick",
                     "mlflow.samples=0",
+                    "trainer.checkpoints=false",  # the best epoch's weights come back from memory
+                    "interpretation=off",  # the tests explain the logged model themselves
                 ]
             )
         )
