@@ -45,9 +45,9 @@ def test_the_pruning_summary_judges_each_seed_against_its_own_unpruned_search():
     text = search_pruning.summarise(rows, ["none", "median"])
     first, second, over = text.splitlines()
     assert first.startswith("seed 1, median/none wall time: 0.55;") and "+0.20 points" in first
-    assert "met" in first and "epochs trained: 0.55" in first
+    assert "point: met)" in first and "epochs trained: 0.55" in first
     # seed 2 is judged against seed 2's own search (200 s), not seed 1's (100 s)
-    assert second.startswith("seed 2, median/none wall time: 0.35;") and "missed" in second
+    assert second.startswith("seed 2, median/none wall time: 0.35;") and "point: missed)" in second
     assert "+2.00 points" in second  # too far below: missed although faster
     assert over == (
         "over seeds 1, 2, median: wall time median 0.45 (each 0.55, 0.35); "
