@@ -162,10 +162,9 @@ def main() -> None:
             f"{args.trials} trials each, joblib with 2 jobs, compact CNN, Fashion-MNIST "
             f"{args.limit} training images, {args.epochs} epochs, the learning rate alone "
             f"(log scale, 1e-5 to 1e-1), seeds {', '.join(map(str, args.seeds))} (the order "
-            "of the pruners alternates from seed to seed); median: Optuna's MedianPruner "
-            "defaults (from the 6th trial, at every epoch).\n\n"
-            + "\n".join(table)
-            + f"\n\n{summary}\n"
+            "of the pruners alternates from seed to seed); median: MedianPruner judging once 4 "
+            "trials have completed, never at a trial's first epoch (n_startup_trials=4, "
+            "n_warmup_steps=1).\n\n" + "\n".join(table) + f"\n\n{summary}\n"
         )
         command = "python benchmarks/search_pruning.py " + " ".join(
             f"--{k} {v}" for k, v in vars(args).items() if k not in ("write", "pruners", "seeds")

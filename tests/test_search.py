@@ -76,6 +76,32 @@ def test_an_unknown_sampler_or_pruner_lists_the_known_ones():
         study.directions(["maximize", "minimize"], ["val_accuracy"])
 
 
+def test_median_judges_once_4_trials_have_completed_and_never_at_the_first_epoch():
+    """The measured setting (benchmarks/search_pruning.py), not Optuna's defaults (5, 0)."""
+    search = optuna.create_study(direction="maximize", pruner=study.pruner("median", 10))
+
+    def lagging(completed_before: int) -> list[bool]:
+        """Whether a trial far below the others is pruned at its epochs 0 and 1."""
+        assert len(search.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == (
+            completed_before
+        )
+        trial = search.ask()
+        said = []
+        for step in (0, 1):
+            trial.report(0.1, step)
+            said.append(trial.should_prune())
+        search.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return said
+
+    for done in range(4):
+        assert lagging(done) == [False, False]  # fewer than 4 completed: no judgement yet
+        trial = search.ask()
+        for step in (0, 1):
+            trial.report(0.9, step)
+        search.tell(trial, 0.9)
+    assert lagging(4) == [False, True]  # the first epoch's result never prunes
+
+
 def test_an_unusable_storage_is_refused_in_one_sentence_naming_it(tmp_path):
     space_ = {"x": FloatDistribution(0, 1)}
 
