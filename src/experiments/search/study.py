@@ -80,10 +80,8 @@ def pruner(setting: Any, epochs: int):
     ``hyperband`` (budgets of 1 to ``epochs`` epochs), ``none``, or
     ``{_target_: optuna.pruners.X, ...}``.
 
-    The median's settings are not Optuna's defaults (5 trials, from the first epoch): on a
-    20-trial learning-rate search they took 0.52x to 0.55x the time of no pruning, within 0.22
-    point of its best, on three seeds (2-core AMD EPYC); Optuna's took 0.63x to 0.70x on one
-    seed on two other CPUs (benchmarks/search_pruning.py, docs/how-to/searches.md).
+    The median's settings are not Optuna's defaults (5 trials, from the first epoch): they
+    were chosen by ``benchmarks/search_pruning.py``, whose figures docs/how-to/searches.md gives.
     """
     if isinstance(setting, str) or setting is None:
         name = setting or "none"
