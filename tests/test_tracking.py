@@ -107,3 +107,24 @@ def test_a_run_whose_server_is_gone_asks_its_health_and_replays_once_it_answers(
         server.shutdown()
         server.server_close()
     assert sent == [tmp_path / "unsent"] and not box.offline
+
+
+def test_a_signal_that_c_code_reports_as_a_system_error_ends_the_run_killed(store_uri):
+    """SIGTERM while TensorFlow imported a module lazily came out as ``SystemError: <built-in
+    function __import__> returned a result with an exception set``: the SLURM job printed a
+    traceback instead of its one line. The run ends KILLED and the interruption goes on."""
+    import pytest
+
+    from experiments.tracking.run_context import run_context
+
+    client = mlflow.MlflowClient(store_uri)
+    experiment = store.init_store(store_uri, "experiments")
+    with pytest.raises(KeyboardInterrupt, match="signal 15"):
+        with run_context(store_uri, {}, experiment_id=experiment) as run:
+            try:
+                raise KeyboardInterrupt("signal 15")  # what the handler raises
+            except KeyboardInterrupt:
+                raise SystemError("<built-in function __import__> returned a result") from None
+    ended = client.get_run(run.id)
+    assert ended.info.status == "KILLED"
+    assert ended.data.tags["failure_reason"] == "KeyboardInterrupt: signal 15"

@@ -21,6 +21,22 @@ def interrupt_on_sigterm() -> tuple[bool, object]:
     return True, signal.signal(signal.SIGTERM, _interrupt)
 
 
+def interruption(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt that ``exc`` is, or that it wraps; None when it is not one.
+
+    A signal that arrives while C code runs (TensorFlow importing a module lazily, say)
+    raises its KeyboardInterrupt there, and the C code reports it as a SystemError whose
+    context is the interruption: the run was stopped all the same.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 @contextlib.contextmanager
 def sigterm_interrupts():
     """SIGTERM raises KeyboardInterrupt inside the block, so a killed run ends KILLED."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from experiments.errors import TrackingError, first_line
-from experiments.signals import sigterm_interrupts
+from experiments.signals import interruption, sigterm_interrupts
 from experiments.tracking import outbox
 from experiments.uris import redact
 
@@ -72,9 +72,11 @@ def run_context(
             try:
                 yield run
             except BaseException as exc:
-                failure = exc
-                _end_unfinished(exc, run, checkpoints(run.id) if checkpoints else None)
-                raise
+                failure = interruption(exc) or exc
+                _end_unfinished(failure, run, checkpoints(run.id) if checkpoints else None)
+                if failure is exc:
+                    raise
+                raise failure from None  # stopped by a signal, whatever C code made of it
             run.outbox.settle()
             run.outbox.wait_for_server()  # a server back by now gets what was kept
     except Exception as exc:
