@@ -118,6 +118,7 @@ def test_unfreeze_all_and_zero(shapes_cfg):
     assert model.get_layer("head").trainable
 
 
+@pytest.mark.slow  # trains both stages (4.6 s of the fast tier)
 def test_finetune_is_recompiled_at_the_low_learning_rate(shapes_cfg):
     cfg = shapes_cfg(
         "backbone=vgg16", SMALL, "phase=finetune", "phase.warmup_epochs=1", "phase.unfreeze=2"

@@ -69,6 +69,7 @@ def test_the_cpu_decides_where_its_features_settle_it(no_gpu, monkeypatch, machi
     assert not no_gpu.exists()
 
 
+@pytest.mark.slow  # times training steps of the real model (6 s of the fast tier)
 def test_without_amx_it_measures_once_per_machine_and_model(no_gpu, monkeypatch):
     import keras
 

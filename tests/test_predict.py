@@ -85,6 +85,7 @@ def _predict_here(logged, *args, env=None):
     return in_process(predict.main, *args, cwd=logged.root, env=env)
 
 
+@pytest.mark.slow  # a process of its own, which imports TensorFlow (6 s of the fast tier)
 def test_folder_text_output_matches_the_models_predictions(logged):
     result = _predict(
         logged,

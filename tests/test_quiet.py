@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from helpers import user_environment
 
 from experiments.commands import quiet
@@ -27,6 +28,7 @@ def test_only_the_two_start_up_notes_are_dropped(tmp_path):
     assert target.read_bytes() == lines[2] + lines[3]
 
 
+@pytest.mark.slow  # a process of its own, which imports TensorFlow (6 s of the fast tier)
 def test_importing_tensorflow_prints_no_note_and_leaves_scikit_learn_out_yet_importable():
     """One process, as a command imports TensorFlow: none of the two notes on standard error,
     which works afterwards; and Keras does not import scikit-learn (0.7 s with what it pulls,
