@@ -128,3 +128,34 @@ def test_a_signal_that_c_code_reports_as_a_system_error_ends_the_run_killed(stor
     ended = client.get_run(run.id)
     assert ended.info.status == "KILLED"
     assert ended.data.tags["failure_reason"] == "KeyboardInterrupt: signal 15"
+
+
+def test_a_sigterm_that_c_code_swallowed_still_ends_the_run_killed(store_uri):
+    """scancel while Keras converted a batch: TensorFlow's C code caught the KeyboardInterrupt
+    and raised ``TypeError: Failed to convert elements of (None,) to Tensor`` instead. The
+    job ended as a failed training (no "SLURM stopped the job" line, its sweep's summary
+    without it). Whatever ends the run after SIGTERM, the run was stopped by it."""
+    import os
+    import signal
+    import time
+
+    import pytest
+
+    from experiments.tracking.run_context import run_context
+
+    client = mlflow.MlflowClient(store_uri)
+    experiment = store.init_store(store_uri, "experiments")
+    with pytest.raises(KeyboardInterrupt, match="signal 15"):
+        with run_context(store_uri, {}, experiment_id=experiment) as run:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises here, at once
+            except KeyboardInterrupt:
+                pass  # lost, as TensorFlow's C code lost it
+            raise TypeError("Failed to convert elements of (None,) to Tensor")
+    assert client.get_run(run.id).info.status == "KILLED"
+    # The next run of this process starts afresh: an error of its own is a failure.
+    with pytest.raises(TypeError):
+        with run_context(store_uri, {}, experiment_id=experiment) as again:
+            raise TypeError("a bug")
+    assert client.get_run(again.id).info.status == "FAILED"

@@ -6,9 +6,17 @@ import contextlib
 import signal
 import threading
 
+_stops: list[str] = []  # why this process was asked to stop, once it was
+
+
+def requested(reason: str) -> KeyboardInterrupt:
+    """Note that the process was asked to stop (a signal); the KeyboardInterrupt to raise."""
+    _stops.append(reason)
+    return KeyboardInterrupt(reason)
+
 
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise requested(f"signal {signum}")
 
 
 def interrupt_on_sigterm() -> tuple[bool, object]:
@@ -22,11 +30,14 @@ def interrupt_on_sigterm() -> tuple[bool, object]:
 
 
 def interruption(exc: BaseException) -> KeyboardInterrupt | None:
-    """The KeyboardInterrupt that ``exc`` is, or that it wraps; None when it is not one.
+    """The KeyboardInterrupt that ``exc`` is or wraps, or the stop asked of the process
+    before ``exc``; None when neither.
 
-    A signal that arrives while C code runs (TensorFlow importing a module lazily, say)
-    raises its KeyboardInterrupt there, and the C code reports it as a SystemError whose
-    context is the interruption: the run was stopped all the same.
+    A signal that arrives while C code runs raises its KeyboardInterrupt there, and the C
+    code may report something else: a SystemError whose context is the interruption
+    (TensorFlow importing a module lazily), or a TypeError that lost it (Keras converting
+    a batch: "Failed to convert elements of (None,) to Tensor"). The run was stopped all
+    the same.
     """
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
@@ -34,13 +45,14 @@ def interruption(exc: BaseException) -> KeyboardInterrupt | None:
             return exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
-    return None
+    return KeyboardInterrupt(_stops[-1]) if _stops else None
 
 
 @contextlib.contextmanager
 def sigterm_interrupts():
     """SIGTERM raises KeyboardInterrupt inside the block, so a killed run ends KILLED."""
     installed, previous = interrupt_on_sigterm()
+    _stops.clear()  # a stop asked of an earlier run of this process is not this run's
     try:
         yield
     finally:

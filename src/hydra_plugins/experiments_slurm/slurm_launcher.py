@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from experiments import signals
+
 try:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as _Submitit
 except ImportError:  # without the sweep extra Hydra scans this module too: no launcher then
@@ -77,7 +79,7 @@ def _interrupt_on_requeue() -> None:
         except SystemExit:
             # SLURM's own SIGTERM follows; the run is already ending, as KILLED.
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            raise KeyboardInterrupt("SLURM requeued the job (time limit or preemption)") from None
+            raise signals.requested("SLURM requeued the job (time limit or preemption)") from None
 
     signal.signal(usr_signal, interrupt)
 
