@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import mlflow
+import pytest
 
 from experiments.tracking import store, sweeps
+from experiments.tracking.run_context import run_context
 from experiments.training.settings import compose
 
 
@@ -76,7 +82,6 @@ def test_a_run_whose_server_is_gone_asks_its_health_and_replays_once_it_answers(
     check, refused at once. Once the server answers, what was kept is sent."""
     import http.server
     import threading
-    import time
 
     from helpers import free_port
 
@@ -113,10 +118,6 @@ def test_a_signal_that_c_code_reports_as_a_system_error_ends_the_run_killed(stor
     """SIGTERM while TensorFlow imported a module lazily came out as ``SystemError: <built-in
     function __import__> returned a result with an exception set``: the SLURM job printed a
     traceback instead of its one line. The run ends KILLED and the interruption goes on."""
-    import pytest
-
-    from experiments.tracking.run_context import run_context
-
     client = mlflow.MlflowClient(store_uri)
     experiment = store.init_store(store_uri, "experiments")
     with pytest.raises(KeyboardInterrupt, match="signal 15"):
@@ -135,14 +136,6 @@ def test_a_sigterm_that_c_code_swallowed_still_ends_the_run_killed(store_uri):
     and raised ``TypeError: Failed to convert elements of (None,) to Tensor`` instead. The
     job ended as a failed training (no "SLURM stopped the job" line, its sweep's summary
     without it). Whatever ends the run after SIGTERM, the run was stopped by it."""
-    import os
-    import signal
-    import time
-
-    import pytest
-
-    from experiments.tracking.run_context import run_context
-
     client = mlflow.MlflowClient(store_uri)
     experiment = store.init_store(store_uri, "experiments")
     with pytest.raises(KeyboardInterrupt, match="signal 15"):
