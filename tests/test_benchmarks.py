@@ -53,3 +53,25 @@ def test_the_pruning_summary_judges_each_seed_against_its_own_unpruned_search():
         "over seeds 1, 2, median: wall time median 0.45 (each 0.55, 0.35); "
         "best val_accuracy at worst +2.00 points below none's"
     )
+
+
+def test_the_suite_profile_puts_each_sample_in_one_activity_and_counts_importers(tmp_path):
+    import suite_profile
+
+    worker = 'process 1:"python -m pytest";process 2:"python -u -c import sys;exec(x)"'
+    command = f'{worker};process 3:"python -m experiments -m seed=1,2'
+    raw = tmp_path / "profile.txt"
+    raw.write_text(
+        f"{worker};run (experiments/train.py:1);fit (keras/src/trainer.py:2) 30\n"
+        f'{command}";<module> (x.py:1);_find_and_load (<frozen>:1) 70\n'
+        f"{worker};f (tensorflow/x.py:1);trace (tensorflow/func_graph.py:9);"
+        "call (keras/src/layers/dense.py:5) 20\n"
+        f'{command}\n  a second line";draw (matplotlib/figure.py:3) 5\n'
+    )
+    assert [count for _, count in suite_profile.samples(raw)] == [30, 70, 20, 5]
+    table = suite_profile.summary(raw)
+    assert "| imports | 7 | 56.0% |" in table
+    assert "| keras | 3 | 24.0% |" in table  # the innermost library frame decides
+    assert "| tracing (Keras' Python, run to build TensorFlow graphs) | 2 | 16.0% |" in table
+    assert "| matplotlib | 0 | 4.0% |" in table  # a command line of two lines: one sample
+    assert "| command (python -m experiments...) | 7 | 1 | 7.0 |" in table
