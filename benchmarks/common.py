@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -61,6 +62,15 @@ def run(
     if check and result.returncode != 0:
         raise SystemExit(f"failed: python {' '.join(args)}\n{result.stderr[-3000:]}")
     return elapsed, result
+
+
+def suite_arguments(doc: str, kept: str) -> argparse.Namespace:
+    """The suite scripts' command line: pytest's arguments after ``--``, or ``--read`` a
+    file (``kept``: what kind) that an earlier run wrote."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--read", type=Path, help=f"{kept} to summarise instead")
+    parser.add_argument("pytest_args", nargs="*", help="after --: pytest's arguments")
+    return parser.parse_args()
 
 
 def median(values: list[float]) -> float:

@@ -24,7 +24,6 @@ stops it only after pytest has exited.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import json
@@ -37,7 +36,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import ROOT, machine
+from common import ROOT, machine, suite_arguments
 
 RECORD = struct.Struct("<BBHIIIIIIf8H16s")  # struct acct_v3 (linux/acct.h), 64 bytes
 TICKS = 100.0  # AHZ: accounting's clock ticks per second
@@ -158,10 +157,7 @@ def record(pytest_args: list[str]) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--read", type=Path, help="an accounting file to summarise instead")
-    parser.add_argument("pytest_args", nargs="*", help="after --: pytest's arguments")
-    args = parser.parse_args()
+    args = suite_arguments(__doc__, "an accounting file")
     path = args.read or record(args.pytest_args)
     saved = path.with_suffix(".json")
     found = json.loads(saved.read_text()) if saved.is_file() else {}

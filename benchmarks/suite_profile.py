@@ -20,7 +20,6 @@ saving models, clearing a session with its full garbage collection, ...).
 
 from __future__ import annotations
 
-import argparse
 import collections
 import re
 import shutil
@@ -32,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, machine  # noqa: E402
+from common import ROOT, machine, suite_arguments  # noqa: E402
 
 RATE = 10  # samples per second and process
 TRACING = ("tracing_compilation", "func_graph")
@@ -132,10 +131,7 @@ def record(pytest_args: list[str]) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--read", type=Path, help="a py-spy raw profile to summarise instead")
-    parser.add_argument("pytest_args", nargs="*", help="after --: pytest's arguments")
-    args = parser.parse_args()
+    args = suite_arguments(__doc__, "a py-spy raw profile")
     print(summary(args.read or record(args.pytest_args)))
 
 
