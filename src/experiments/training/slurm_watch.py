@@ -6,7 +6,8 @@ node), or one that raised past the training, gets one line on the terminal, with
 ended where scontrol says (``FAILED (exit code 137, SIGKILL)``), a failure note for the
 sweep's summary, and its MLflow run, if it opened one and it is still RUNNING, ends
 KILLED (cancelled) or FAILED with the reason as its ``failure_reason`` tag; SLURM's
-state is its ``slurm.state`` tag.
+state is its ``slurm.state`` tag. A run the job ended KILLED itself, on the SIGTERM of
+SLURM's clean-up, ends FAILED when SLURM says the job failed rather than was cancelled.
 """
 
 from __future__ import annotations
@@ -50,10 +51,16 @@ def _end_run(sweep_dir: Path, run_id: str, state: str, reason: str) -> None:
         uri = json.loads((sweep_dir / sweeps.PARENT_FILE).read_text())["tracking_uri"]
         client = mlflow.MlflowClient(uri)
         client.set_tag(run_id, "slurm.state", state)
-        if client.get_run(run_id).info.status != "RUNNING":
-            return  # the job ended it (a SIGTERM ends its run KILLED)
-        client.set_tag(run_id, "failure_reason", reason)
-        client.set_terminated(run_id, "KILLED" if state.startswith("CANCELLED") else "FAILED")
+        cancelled = state.startswith("CANCELLED")
+        info = client.get_run(run_id).info
+        if info.status == "RUNNING":
+            client.set_tag(run_id, "failure_reason", reason)
+            client.set_terminated(run_id, "KILLED" if cancelled else "FAILED")
+        elif info.status == "KILLED" and not cancelled and state != "COMPLETED":
+            # The job ended its run KILLED on the SIGTERM of SLURM's clean-up, which came
+            # first: the job failed (its srun killed, out of memory...), and says why.
+            client.set_tag(run_id, "failure_reason", reason)
+            client.set_terminated(run_id, "FAILED", end_time=info.end_time)
     except Exception as exc:  # the summary still counts the job; the run is said here
         log.warning("run %s of the dead job could not be ended (%s)", run_id, exc)
 
