@@ -20,7 +20,8 @@ import pytest
 from helpers import free_port, run_cli, start_server, stop, user_environment
 
 from experiments.errors import ConfigError
-from experiments.training import cluster, slurm_pending, slurm_request, slurm_states
+from experiments.tracking import sweeps
+from experiments.training import cluster, slurm_pending, slurm_request, slurm_states, slurm_watch
 from test_sweep import failure_report
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
@@ -490,9 +491,6 @@ def test_scontrol_answers_as_sacct_would_for_submitit():
     ],
 )
 def test_a_dead_jobs_run_ends_as_slurm_says_it_ended(store_uri, tmp_path, ended, state, status):
-    from experiments.tracking import sweeps
-    from experiments.training import slurm_watch
-
     client = mlflow.MlflowClient(store_uri)
     run = client.create_run("0")
     reason = f"SLURM job 7_1 ended {state} (exit code 137, SIGKILL) without a result"
