@@ -494,21 +494,19 @@ def test_a_dead_jobs_run_ends_as_slurm_says_it_ended(store_uri, tmp_path, ended,
     client = mlflow.MlflowClient(store_uri)
     run = client.create_run("0")
     reason = f"SLURM job 7_1 ended {state} (exit code 137, SIGKILL) without a result"
-    end_time = None
     if ended != "RUNNING":
         client.set_tag(run.info.run_id, "failure_reason", "KeyboardInterrupt: stopped")
         client.set_terminated(run.info.run_id, ended, end_time=1_000)
-        end_time = 1_000
     (tmp_path / sweeps.PARENT_FILE).write_text(json.dumps({"tracking_uri": store_uri}))
     slurm_watch._end_run(tmp_path, run.info.run_id, state, reason)
     after = client.get_run(run.info.run_id)
     assert after.info.status == status and after.data.tags["slurm.state"] == state
-    if ended == "RUNNING" or ended != status:  # the sweep ended it: SLURM's reason
+    if ended != status:  # the sweep ended it: SLURM's reason
         assert after.data.tags["failure_reason"] == reason
     else:  # the job's own end stays, with its own reason
         assert after.data.tags["failure_reason"] == "KeyboardInterrupt: stopped"
-    if end_time is not None:  # when the job ended it, not when the sweep found out
-        assert after.info.end_time == end_time
+    if ended != "RUNNING":  # when the job ended it, not when the sweep found out
+        assert after.info.end_time == 1_000
 
 
 @pytest.mark.parametrize(

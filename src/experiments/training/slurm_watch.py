@@ -54,13 +54,15 @@ def _end_run(sweep_dir: Path, run_id: str, state: str, reason: str) -> None:
         cancelled = state.startswith("CANCELLED")
         info = client.get_run(run_id).info
         if info.status == "RUNNING":
-            client.set_tag(run_id, "failure_reason", reason)
-            client.set_terminated(run_id, "KILLED" if cancelled else "FAILED")
+            status, end_time = ("KILLED" if cancelled else "FAILED"), None
         elif info.status == "KILLED" and not cancelled and state != "COMPLETED":
             # The job ended its run KILLED on the SIGTERM of SLURM's clean-up, which came
             # first: the job failed (its srun killed, out of memory...), and says why.
-            client.set_tag(run_id, "failure_reason", reason)
-            client.set_terminated(run_id, "FAILED", end_time=info.end_time)
+            status, end_time = "FAILED", info.end_time
+        else:
+            return  # the job's own end stays
+        client.set_tag(run_id, "failure_reason", reason)
+        client.set_terminated(run_id, status, end_time=end_time)
     except Exception as exc:  # the summary still counts the job; the run is said here
         log.warning("run %s of the dead job could not be ended (%s)", run_id, exc)
 
